@@ -1,0 +1,22 @@
+"""The exceptions gnpcheck raises on bad input.
+
+Every message names the argument, the value it got and what is allowed, in the form
+``"<name>=<value>, but <constraint>"``. Both classes subclass the built-in exception a
+caller would expect, so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GnpcheckError", "InvalidArgumentError", "InvalidTypeError"]
+
+
+class GnpcheckError(Exception):
+    """Base class of every error gnpcheck raises on purpose."""
+
+
+class InvalidArgumentError(GnpcheckError, ValueError):
+    """An argument has the right type but a value that is not allowed."""
+
+
+class InvalidTypeError(GnpcheckError, TypeError):
+    """An argument has a type that is not allowed."""

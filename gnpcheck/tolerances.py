@@ -1,0 +1,74 @@
+"""The tolerance policy: every tolerance gnpcheck uses is written here once, with its reason.
+
+Tolerances scale with the dtype's machine epsilon and the size of the problem, never with a
+dtype-blind constant. Against the identity (orthogonality, projector idempotence) the
+relative tolerance is 0: the absolute tolerance below is the whole budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gnpcheck.errors import InvalidArgumentError
+
+__all__ = [
+    "ORTHOGONALITY_FACTOR",
+    "PROJECTOR_FACTOR",
+    "MATRIX_ORTHOGONALITY_FACTOR",
+    "GNP_FACTOR",
+    "machine_epsilon",
+    "orthogonality_tolerance",
+    "matrix_orthogonality_tolerance",
+    "projector_tolerance",
+    "gnp_tolerance",
+]
+
+#: Orthogonality of a convolution operator of size N (rows): the float64 reference meets
+#: max |sigma - 1| <= 10 * N * eps. Backward-stable SVD and products of K factors each add
+#: O(N eps); 10 is headroom for the constants, and the budget stays far below any defect a
+#: construction bug causes (those are O(1) or at least O(sqrt(eps))).
+ORTHOGONALITY_FACTOR = 10.0
+
+#: An n x n matrix with orthonormal columns from Björck, QR or polar: ||Q^T Q - I||_2 is a
+#: few n eps in floating point (Higham, Accuracy and Stability, ch. 19); 10 n eps allows it.
+MATRIX_ORTHOGONALITY_FACTOR = 10.0
+
+#: A symmetric projector P = R R^T: ||P^2 - P||, ||P - P^T|| are O(n eps ||R||^2).
+PROJECTOR_FACTOR = 10.0
+
+#: Gradient norm preservation of a linear map with m outputs: | ||J^T g|| - ||g|| | / ||g||
+#: is bounded by the orthogonality defect, so the same 10 * m * eps budget applies.
+GNP_FACTOR = 10.0
+
+
+def machine_epsilon(dtype: Any) -> float:
+    """Machine epsilon of a NumPy or PyTorch floating dtype (by name), e.g. 2.2e-16 for float64."""
+    try:
+        resolved = np.dtype(str(dtype).removeprefix("torch.") if not isinstance(dtype, type) else dtype)
+        return float(np.finfo(resolved).eps)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"dtype={dtype!r}, but it must be a floating dtype (float16, float32, float64)"
+        ) from None
+
+
+def orthogonality_tolerance(dtype: Any, operator_size: int) -> float:
+    """Allowed max |sigma - 1| of a convolution operator with ``operator_size`` rows."""
+    return ORTHOGONALITY_FACTOR * operator_size * machine_epsilon(dtype)
+
+
+def matrix_orthogonality_tolerance(dtype: Any, n: int) -> float:
+    """Allowed ||Q^T Q - I||_2 for an n-column matrix with orthonormal columns."""
+    return MATRIX_ORTHOGONALITY_FACTOR * n * machine_epsilon(dtype)
+
+
+def projector_tolerance(dtype: Any, n: int) -> float:
+    """Allowed max(||P - P^T||_2, ||P^2 - P||_2) for an n x n symmetric projector."""
+    return PROJECTOR_FACTOR * n * machine_epsilon(dtype)
+
+
+def gnp_tolerance(dtype: Any, output_size: int) -> float:
+    """Allowed relative change | ||J^T g|| - ||g|| | / ||g|| of a map with ``output_size`` outputs."""
+    return GNP_FACTOR * output_size * machine_epsilon(dtype)
