@@ -15,7 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gnpcheck.errors import InvalidArgumentError
-from gnpcheck.reference._validation import as_kernel, as_real_array, as_spatial_shape, as_square_matrix
+from gnpcheck.reference._validation import (
+    as_kernel,
+    as_real_array,
+    as_spatial_shape,
+    as_square_matrix,
+)
 from gnpcheck.reference.defect import orthogonality_defect
 from gnpcheck.reference.operator import check_kernel_fits, circular_conv_transpose
 from gnpcheck.reference.orthogonalize import orthogonality_gap, projector_defect
@@ -29,14 +34,14 @@ from gnpcheck.tolerances import (
 
 __all__ = [
     "CheckResult",
-    "check_orthogonal",
-    "assert_orthogonal",
-    "check_gnp",
     "assert_gnp",
-    "check_symmetric_projector",
-    "assert_symmetric_projector",
-    "check_orthonormal_columns",
+    "assert_orthogonal",
     "assert_orthonormal_columns",
+    "assert_symmetric_projector",
+    "check_gnp",
+    "check_orthogonal",
+    "check_orthonormal_columns",
+    "check_symmetric_projector",
 ]
 
 
@@ -72,11 +77,15 @@ class CheckResult:
     def message(self) -> str:
         """``"max |sigma - 1|=0.0031, but should be <= 1.8e-13 [kernel ...]"`` (or ``"... <= ..."``)."""
         relation = "<=" if self.passed else "but should be <="
-        text = f"{self.figure}={self.measured:.3g}, {relation} {self.tolerance:.3g} [{self.subject}]"
+        text = (
+            f"{self.figure}={self.measured:.3g}, {relation} {self.tolerance:.3g} [{self.subject}]"
+        )
         if self.detail:
             text += f"; {self.detail}"
         if self.counterexample:
-            shown = ", ".join(f"{key}={_short(value)}" for key, value in self.counterexample.items())
+            shown = ", ".join(
+                f"{key}={_short(value)}" for key, value in self.counterexample.items()
+            )
             text += f"; counterexample: {shown}"
         return text + f" (method: {self.method})"
 
@@ -89,7 +98,9 @@ class CheckResult:
 
 def _short(value: Any) -> str:
     if isinstance(value, np.ndarray):
-        return f"array{tuple(value.shape)}" if value.size > 8 else np.array2string(value, precision=4)
+        return (
+            f"array{tuple(value.shape)}" if value.size > 8 else np.array2string(value, precision=4)
+        )
     if isinstance(value, float):
         return f"{value:.6g}"
     return repr(value)
@@ -118,20 +129,34 @@ def check_orthogonal(
     figure = "max |sigma - 1|"
     bound = orthogonality_defect(w, spatial, method="bound")
     if bound <= tolerance:
-        return CheckResult("orthogonal", True, bound, tolerance, figure, "autocorrelation bound", False, subject)
+        return CheckResult(
+            "orthogonal", True, bound, tolerance, figure, "autocorrelation bound", False, subject
+        )
     spectrum = circulant_spectrum(w, spatial)
     deviation = np.abs(spectrum - 1.0)
     worst = np.unravel_index(int(np.argmax(deviation)), deviation.shape)
     measured = float(deviation[worst])
-    counterexample = {"frequency": tuple(int(i) for i in worst[:-1]), "sigma": float(spectrum[worst])}
+    counterexample: dict[str, object] = {
+        "frequency": tuple(int(i) for i in worst[:-1]),
+        "sigma": float(spectrum[worst]),
+    }
     passed = measured <= tolerance
     return CheckResult(
-        "orthogonal", passed, measured, tolerance, figure, "circulant spectrum", True, subject,
+        "orthogonal",
+        passed,
+        measured,
+        tolerance,
+        figure,
+        "circulant spectrum",
+        True,
+        subject,
         None if passed else counterexample,
     )
 
 
-def assert_orthogonal(kernel: object, input_shape: object, tol: float | None = None, dtype: Any = np.float64) -> None:
+def assert_orthogonal(
+    kernel: object, input_shape: object, tol: float | None = None, dtype: Any = np.float64
+) -> None:
     """Raise :class:`AssertionError` unless :func:`check_orthogonal` passes."""
     __tracebackhide__ = True
     check_orthogonal(kernel, input_shape, tol, dtype).raise_if_failed()
@@ -162,35 +187,77 @@ def check_gnp(
         g = as_real_array(gradients, "gradients")
         expected = (w.shape[-2], *spatial)
         if g.ndim != len(expected) + 1 or g.shape[1:] != expected:
-            raise InvalidArgumentError(f"gradients has shape {g.shape}, but it must be (G, {', '.join(map(str, expected))})")
+            raise InvalidArgumentError(
+                f"gradients has shape {g.shape}, but it must be (G, {', '.join(map(str, expected))})"
+            )
         axes = tuple(range(1, g.ndim))
         norms = np.sqrt(np.sum(g**2, axis=axes))
         if np.any(norms == 0):
-            raise InvalidArgumentError("gradients holds a zero gradient, but every gradient must be nonzero")
+            raise InvalidArgumentError(
+                "gradients holds a zero gradient, but every gradient must be nonzero"
+            )
         ratios = np.sqrt(np.sum(circular_conv_transpose(w, g) ** 2, axis=axes)) / norms
         index = int(np.argmax(np.abs(ratios - 1.0)))
         measured = float(abs(ratios[index] - 1.0))
         passed = measured <= tolerance
-        counterexample = {"gradient_index": index, "norm_ratio": float(ratios[index])}
-        return CheckResult("gnp", passed, measured, tolerance, figure, "sampled gradients", False, subject,
-                           None if passed else counterexample)
+        counterexample: dict[str, object] = {"gradient_index": index, "norm_ratio": float(ratios[index])}
+        return CheckResult(
+            "gnp",
+            passed,
+            measured,
+            tolerance,
+            figure,
+            "sampled gradients",
+            False,
+            subject,
+            None if passed else counterexample,
+        )
     if w.shape[-2] > w.shape[-1]:
-        detail = (f"n_out={w.shape[-2]} > n_in={w.shape[-1]}: J^T has a null space, "
-                  "so some gradient is mapped to 0")
-        return CheckResult("gnp", False, 1.0, tolerance, figure, "channel count", True, subject,
-                           {"norm_ratio": 0.0}, detail)
+        detail = (
+            f"n_out={w.shape[-2]} > n_in={w.shape[-1]}: J^T has a null space, "
+            "so some gradient is mapped to 0"
+        )
+        return CheckResult(
+            "gnp",
+            False,
+            1.0,
+            tolerance,
+            figure,
+            "channel count",
+            True,
+            subject,
+            {"norm_ratio": 0.0},
+            detail,
+        )
     spectrum = circulant_spectrum(w, spatial)
     deviation = np.abs(spectrum - 1.0)
     worst = np.unravel_index(int(np.argmax(deviation)), deviation.shape)
     measured = float(deviation[worst])
     passed = measured <= tolerance
-    counterexample = {"frequency": tuple(int(i) for i in worst[:-1]), "norm_ratio": float(spectrum[worst])}
-    return CheckResult("gnp", passed, measured, tolerance, figure, "circulant spectrum", True, subject,
-                       None if passed else counterexample)
+    counterexample = {
+        "frequency": tuple(int(i) for i in worst[:-1]),
+        "norm_ratio": float(spectrum[worst]),
+    }
+    return CheckResult(
+        "gnp",
+        passed,
+        measured,
+        tolerance,
+        figure,
+        "circulant spectrum",
+        True,
+        subject,
+        None if passed else counterexample,
+    )
 
 
-def assert_gnp(kernel: object, input_shape: object, gradients: object | None = None,
-               tol: float | None = None, dtype: Any = np.float64) -> None:
+def assert_gnp(
+    kernel: object,
+    input_shape: object,
+    gradients: object | None = None,
+    tol: float | None = None,
+    dtype: Any = np.float64,
+) -> None:
     """Raise :class:`AssertionError` unless :func:`check_gnp` passes."""
     __tracebackhide__ = True
     check_gnp(kernel, input_shape, gradients, tol, dtype).raise_if_failed()
@@ -203,35 +270,58 @@ def check_symmetric_projector(
     p = as_square_matrix(matrix, "matrix")
     tolerance = projector_tolerance(dtype, p.shape[0]) if tol is None else float(tol)
     measured = projector_defect(p)
-    found_rank = int(round(float(np.trace(p))))
+    found_rank = round(float(np.trace(p)))
     rank_ok = rank is None or found_rank == rank
     detail = "" if rank_ok else f"rank (trace)={found_rank}, but should be {rank}"
     passed = measured <= tolerance and rank_ok
     return CheckResult(
-        "symmetric_projector", passed, measured, tolerance, "max(||P - P^T||, ||P^2 - P||)",
-        "dense norms", True, f"matrix {p.shape}", None, detail,
+        "symmetric_projector",
+        passed,
+        measured,
+        tolerance,
+        "max(||P - P^T||, ||P^2 - P||)",
+        "dense norms",
+        True,
+        f"matrix {p.shape}",
+        None,
+        detail,
     )
 
 
-def assert_symmetric_projector(matrix: object, rank: int | None = None, tol: float | None = None,
-                               dtype: Any = np.float64) -> None:
+def assert_symmetric_projector(
+    matrix: object, rank: int | None = None, tol: float | None = None, dtype: Any = np.float64
+) -> None:
     """Raise :class:`AssertionError` unless :func:`check_symmetric_projector` passes."""
     __tracebackhide__ = True
     check_symmetric_projector(matrix, rank, tol, dtype).raise_if_failed()
 
 
-def check_orthonormal_columns(matrix: object, tol: float | None = None, dtype: Any = np.float64) -> CheckResult:
+def check_orthonormal_columns(
+    matrix: object, tol: float | None = None, dtype: Any = np.float64
+) -> CheckResult:
     """Whether a tall ``matrix`` has orthonormal columns: ``||A^T A - I||_2`` within tolerance."""
     a = as_real_array(matrix, "matrix", ndim=2)
     if a.shape[0] < a.shape[1]:
-        raise InvalidArgumentError(f"matrix has shape {a.shape}, but it must be tall (rows >= columns)")
+        raise InvalidArgumentError(
+            f"matrix has shape {a.shape}, but it must be tall (rows >= columns)"
+        )
     tolerance = matrix_orthogonality_tolerance(dtype, a.shape[1]) if tol is None else float(tol)
     measured = orthogonality_gap(a)
-    return CheckResult("orthonormal_columns", measured <= tolerance, measured, tolerance,
-                       "||A^T A - I||_2", "dense norm", True, f"matrix {a.shape}")
+    return CheckResult(
+        "orthonormal_columns",
+        measured <= tolerance,
+        measured,
+        tolerance,
+        "||A^T A - I||_2",
+        "dense norm",
+        True,
+        f"matrix {a.shape}",
+    )
 
 
-def assert_orthonormal_columns(matrix: object, tol: float | None = None, dtype: Any = np.float64) -> None:
+def assert_orthonormal_columns(
+    matrix: object, tol: float | None = None, dtype: Any = np.float64
+) -> None:
     """Raise :class:`AssertionError` unless :func:`check_orthonormal_columns` passes."""
     __tracebackhide__ = True
     check_orthonormal_columns(matrix, tol, dtype).raise_if_failed()

@@ -14,32 +14,34 @@ import numpy as np
 from gnpcheck.errors import InvalidArgumentError
 
 __all__ = [
+    "GNP_FACTOR",
+    "MATRIX_ORTHOGONALITY_FACTOR",
     "ORTHOGONALITY_FACTOR",
     "PROJECTOR_FACTOR",
-    "MATRIX_ORTHOGONALITY_FACTOR",
-    "GNP_FACTOR",
-    "machine_epsilon",
-    "orthogonality_tolerance",
-    "matrix_orthogonality_tolerance",
-    "projector_tolerance",
     "gnp_tolerance",
+    "machine_epsilon",
+    "matrix_orthogonality_tolerance",
+    "orthogonality_tolerance",
+    "projector_tolerance",
 ]
 
-#: Orthogonality of a convolution operator of size N (rows): the float64 reference meets
-#: max |sigma - 1| <= 10 * N * eps. Backward-stable SVD and products of K factors each add
+#: Orthogonality of a convolution operator with N rows. The float64 reference meets
+#: ``max |sigma - 1| <= 10 * N * eps``. Backward-stable SVD and products of K factors each add
 #: O(N eps); 10 is headroom for the constants, and the budget stays far below any defect a
 #: construction bug causes (those are O(1) or at least O(sqrt(eps))).
 ORTHOGONALITY_FACTOR = 10.0
 
-#: An n x n matrix with orthonormal columns from Björck, QR or polar: ||Q^T Q - I||_2 is a
-#: few n eps in floating point (Higham, Accuracy and Stability, ch. 19); 10 n eps allows it.
+#: An n x n matrix with orthonormal columns from Björck, QR or polar has ``||Q^T Q - I||_2``
+#: of a few n eps in floating point (Higham, Accuracy and Stability, ch. 19); 10 n eps allows it.
 MATRIX_ORTHOGONALITY_FACTOR = 10.0
 
-#: A symmetric projector P = R R^T: ||P^2 - P||, ||P - P^T|| are O(n eps ||R||^2).
+#: A symmetric projector ``P = R R^T`` has ``||P^2 - P||`` and ``||P - P^T||`` of order
+#: ``n eps ||R||^2``.
 PROJECTOR_FACTOR = 10.0
 
-#: Gradient norm preservation of a linear map with m outputs: | ||J^T g|| - ||g|| | / ||g||
-#: is bounded by the orthogonality defect, so the same 10 * m * eps budget applies.
+#: Gradient norm preservation of a linear map with m outputs. The relative change
+#: ``| ||J^T g|| - ||g|| | / ||g||`` is bounded by the orthogonality defect, so the same
+#: ``10 * m * eps`` budget applies.
 GNP_FACTOR = 10.0
 
 
@@ -55,20 +57,20 @@ def machine_epsilon(dtype: Any) -> float:
 
 
 def orthogonality_tolerance(dtype: Any, operator_size: int) -> float:
-    """Allowed max |sigma - 1| of a convolution operator with ``operator_size`` rows."""
+    """Allowed ``max |sigma - 1|`` of a convolution operator with ``operator_size`` rows."""
     return ORTHOGONALITY_FACTOR * operator_size * machine_epsilon(dtype)
 
 
 def matrix_orthogonality_tolerance(dtype: Any, n: int) -> float:
-    """Allowed ||Q^T Q - I||_2 for an n-column matrix with orthonormal columns."""
+    """Allowed ``||Q^T Q - I||_2`` for an n-column matrix with orthonormal columns."""
     return MATRIX_ORTHOGONALITY_FACTOR * n * machine_epsilon(dtype)
 
 
 def projector_tolerance(dtype: Any, n: int) -> float:
-    """Allowed max(||P - P^T||_2, ||P^2 - P||_2) for an n x n symmetric projector."""
+    """Allowed ``max(||P - P^T||_2, ||P^2 - P||_2)`` for an n x n symmetric projector."""
     return PROJECTOR_FACTOR * n * machine_epsilon(dtype)
 
 
 def gnp_tolerance(dtype: Any, output_size: int) -> float:
-    """Allowed relative change | ||J^T g|| - ||g|| | / ||g|| of a map with ``output_size`` outputs."""
+    """Allowed ``| ||J^T g|| - ||g|| | / ||g||`` for a map with ``output_size`` outputs."""
     return GNP_FACTOR * output_size * machine_epsilon(dtype)

@@ -11,10 +11,10 @@ from numpy.typing import NDArray
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
-    "as_real_array",
-    "as_square_matrix",
     "as_kernel",
+    "as_real_array",
     "as_spatial_shape",
+    "as_square_matrix",
     "describe_shape",
 ]
 
@@ -26,7 +26,9 @@ def describe_shape(array: NDArray[Any]) -> str:
     return f"array of shape {tuple(array.shape)} and dtype {array.dtype}"
 
 
-def as_real_array(value: object, name: str, ndim: int | Sequence[int] | None = None) -> Float64Array:
+def as_real_array(
+    value: object, name: str, ndim: int | Sequence[int] | None = None
+) -> Float64Array:
     """Convert ``value`` to a finite float64 array, rejecting complex, NaN, inf and wrong ndim."""
     if isinstance(value, (str, bytes)) or value is None:
         raise InvalidTypeError(f"{name}={value!r}, but it must be a real array")
@@ -39,7 +41,9 @@ def as_real_array(value: object, name: str, ndim: int | Sequence[int] | None = N
         or np.issubdtype(array.dtype, np.integer)
         or np.issubdtype(array.dtype, np.bool_)
     ):
-        raise InvalidTypeError(f"{name} has dtype {array.dtype}, but it must be real (float or int)")
+        raise InvalidTypeError(
+            f"{name} has dtype {array.dtype}, but it must be real (float or int)"
+        )
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if array.ndim not in allowed:
@@ -74,7 +78,9 @@ def as_kernel(value: object, name: str = "kernel") -> Float64Array:
     return kernel
 
 
-def as_spatial_shape(value: object, spatial_ndim: int, name: str = "input_shape") -> tuple[int, ...]:
+def as_spatial_shape(
+    value: object, spatial_ndim: int, name: str = "input_shape"
+) -> tuple[int, ...]:
     """The spatial input size of a circular convolution: ``(N,)`` in 1-D, ``(N1, N2)`` in 2-D.
 
     A bare int ``N`` means ``N`` along every spatial axis.

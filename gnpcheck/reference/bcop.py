@@ -33,10 +33,10 @@ __all__ = [
     "BCOPFactors",
     "bcop_kernel_1d",
     "bcop_kernel_2d",
-    "row_factor",
     "column_factor",
     "random_bcop_1d",
     "random_bcop_2d",
+    "row_factor",
 ]
 
 
@@ -147,7 +147,9 @@ def _draw_projectors(
         )
     for rank in ranks:
         if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank <= n:
-            raise InvalidArgumentError(f"{name}={list(ranks)!r}, but every rank must be an int in [0, {n}]")
+            raise InvalidArgumentError(
+                f"{name}={list(ranks)!r}, but every rank must be an int in [0, {n}]"
+            )
     return tuple(projector(rng.standard_normal((n, int(rank)))) for rank in ranks)
 
 
@@ -160,7 +162,11 @@ def _check_size(n: int, k: int) -> None:
 
 
 def random_bcop_1d(
-    n: int, k: int, rng: np.random.Generator, ranks: Sequence[int] | None = None, det: int | None = None
+    n: int,
+    k: int,
+    rng: np.random.Generator,
+    ranks: Sequence[int] | None = None,
+    det: int | None = None,
 ) -> BCOPFactors:
     """Random 1-D BCOP factors: Haar ``H`` (of determinant ``det`` if given), ``k - 1`` projectors.
 
@@ -183,5 +189,7 @@ def random_bcop_2d(
     _check_size(n, k)
     h = random_orthogonal(n, rng)
     ps = _draw_projectors(n, k - 1, rng, ranks, "ranks")
-    qs = _draw_projectors(n, k - 1, rng, ranks if column_ranks is None else column_ranks, "column_ranks")
+    qs = _draw_projectors(
+        n, k - 1, rng, ranks if column_ranks is None else column_ranks, "column_ranks"
+    )
     return BCOPFactors(h, ps, qs)

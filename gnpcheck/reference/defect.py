@@ -31,7 +31,7 @@ from gnpcheck.reference._validation import as_kernel, as_spatial_shape
 from gnpcheck.reference.operator import check_kernel_fits
 from gnpcheck.reference.spectrum import autocorrelation, circulant_spectrum
 
-__all__ = ["DefectMethod", "orthogonality_defect", "gram_defect_bound"]
+__all__ = ["DefectMethod", "gram_defect_bound", "orthogonality_defect"]
 
 DefectMethod = Literal["bound", "exact"]
 _EPS = float(np.finfo(np.float64).eps)

@@ -30,7 +30,9 @@ def _doubled(p: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.asarray(block_diag(p, np.eye(p.shape[0]) - p), dtype=np.float64)
 
 
-def embed_doubled(H: object, Ps: Sequence[object], Qs: Sequence[object] | None = None) -> BCOPFactors:
+def embed_doubled(
+    H: object, Ps: Sequence[object], Qs: Sequence[object] | None = None
+) -> BCOPFactors:
     """Factors of the ``2n``-channel BCOP with rank-``n`` projectors that embeds ``W(H, Ps, Qs)``.
 
     ``Qs=None`` for a 1-D kernel. The first ``n`` output channels of the result, on any input,

@@ -33,7 +33,7 @@ def component_index(H: object, Ps: Sequence[object]) -> tuple[int, int]:
     h = _checked_orthogonal(H)
     projectors = _checked_projectors(Ps, "Ps", h.shape[0])
     sign = 1 if np.linalg.det(h) > 0 else -1
-    degree = sum(h.shape[0] - int(round(float(np.trace(p)))) for p in projectors)
+    degree = sum(h.shape[0] - round(float(np.trace(p))) for p in projectors)
     return sign, degree
 
 

@@ -15,14 +15,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gnpcheck.errors import InvalidArgumentError
-from gnpcheck.reference._validation import as_kernel, as_real_array, as_spatial_shape, describe_shape
+from gnpcheck.reference._validation import (
+    as_kernel,
+    as_real_array,
+    as_spatial_shape,
+    describe_shape,
+)
 
 __all__ = [
     "centering",
+    "check_kernel_fits",
     "circular_conv",
     "circular_conv_transpose",
     "dense_operator",
-    "check_kernel_fits",
 ]
 
 
@@ -31,7 +36,9 @@ def centering(kernel_size: int) -> int:
     return (kernel_size - 1) // 2
 
 
-def check_kernel_fits(kernel: NDArray[np.float64], spatial: tuple[int, ...], name: str = "input_shape") -> None:
+def check_kernel_fits(
+    kernel: NDArray[np.float64], spatial: tuple[int, ...], name: str = "input_shape"
+) -> None:
     """Reject an input smaller than the kernel along some axis (circular padding cannot wrap)."""
     taps = kernel.shape[: kernel.ndim - 2]
     for axis, (k, n) in enumerate(zip(taps, spatial, strict=True)):
@@ -42,7 +49,9 @@ def check_kernel_fits(kernel: NDArray[np.float64], spatial: tuple[int, ...], nam
             )
 
 
-def _split_input(kernel: NDArray[np.float64], x: object, name: str, channels: int) -> NDArray[np.float64]:
+def _split_input(
+    kernel: NDArray[np.float64], x: object, name: str, channels: int
+) -> NDArray[np.float64]:
     spatial_ndim = kernel.ndim - 2
     array = as_real_array(x, name)
     if array.ndim < spatial_ndim + 1 or array.shape[-spatial_ndim - 1] != channels:
@@ -65,7 +74,9 @@ def circular_conv(kernel: object, x: object) -> NDArray[np.float64]:
     for tap in np.ndindex(*w.shape[:spatial_ndim]):
         shift = tuple(c - a for a, c in zip(tap, offsets, strict=True))
         shifted = np.roll(array, shift, axis=spatial_axes)
-        out += np.einsum("oi,...i" + "xy"[:spatial_ndim] + "->...o" + "xy"[:spatial_ndim], w[tap], shifted)
+        out += np.einsum(
+            "oi,...i" + "xy"[:spatial_ndim] + "->...o" + "xy"[:spatial_ndim], w[tap], shifted
+        )
     return out
 
 
@@ -84,7 +95,9 @@ def circular_conv_transpose(kernel: object, y: object) -> NDArray[np.float64]:
     for tap in np.ndindex(*w.shape[:spatial_ndim]):
         shift = tuple(a - c for a, c in zip(tap, offsets, strict=True))
         shifted = np.roll(array, shift, axis=spatial_axes)
-        out += np.einsum("oi,...o" + "xy"[:spatial_ndim] + "->...i" + "xy"[:spatial_ndim], w[tap], shifted)
+        out += np.einsum(
+            "oi,...o" + "xy"[:spatial_ndim] + "->...i" + "xy"[:spatial_ndim], w[tap], shifted
+        )
     return out
 
 
@@ -107,8 +120,8 @@ def dense_operator(kernel: object, input_shape: object) -> NDArray[np.float64]:
     size = int(np.prod(spatial))
     matrix = np.zeros((w.shape[-2] * size, w.shape[-1] * size))
     for tap in np.ndindex(*w.shape[:spatial_ndim]):
-        shift = np.ones((1, 1))
+        shift: NDArray[np.float64] = np.ones((1, 1))
         for a, k, n in zip(tap, w.shape[:spatial_ndim], spatial, strict=True):
-            shift = np.kron(shift, _shift_matrix(n, a - centering(k)))
+            shift = np.asarray(np.kron(shift, _shift_matrix(n, a - centering(k))), np.float64)
         matrix += np.kron(w[tap], shift)
     return matrix

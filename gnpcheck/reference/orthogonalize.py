@@ -28,11 +28,11 @@ __all__ = [
     "OrthonormalizeMethod",
     "bjorck",
     "bjorck_coefficients",
-    "orthonormalize",
+    "is_symmetric_projector",
     "orthogonality_gap",
+    "orthonormalize",
     "projector",
     "projector_defect",
-    "is_symmetric_projector",
     "projector_rank",
     "random_orthogonal",
 ]
@@ -101,13 +101,23 @@ def orthonormalize(
 ) -> NDArray[np.float64]:
     r"""The matrix with orthonormal columns that a tall full-rank ``r_tilde`` parameterizes.
 
-    Methods:
-        ``"polar"``: the orthogonal polar factor :math:`U V^T` of the SVD
-        :math:`\tilde R = U \Sigma V^T`, the closest matrix with orthonormal columns.
-        ``"bjorck"``: Björck–Bowie iterations from :math:`\tilde R / \|\tilde R\|_2`
-        until :math:`\|A^T A - I\|_2 \le 10\, n\, \varepsilon`; converges to the polar factor.
-        ``"qr"``: the Q of the thin QR factorization with the signs fixed so that
-        :math:`\operatorname{diag}(R) > 0` (unique for full column rank).
+    Args:
+        r_tilde: array of shape ``(m, n)``, ``m >= n``, of full column rank.
+        method: one of
+
+            - ``"bjorck"`` (default): Björck–Bowie iterations from
+              :math:`\tilde R / \|\tilde R\|_2` until
+              :math:`\|A^T A - I\|_2 \le 10\, n\, \varepsilon`; they converge to the polar
+              factor;
+            - ``"polar"``: the orthogonal polar factor :math:`U V^T` of the SVD
+              :math:`\tilde R = U \Sigma V^T`, the closest matrix with orthonormal columns;
+            - ``"qr"``: the Q of the thin QR factorization with the signs fixed so that
+              :math:`\operatorname{diag}(R) > 0` (unique for full column rank).
+
+        order: the Björck order (see :func:`bjorck`), used by ``"bjorck"`` only.
+
+    Returns:
+        An ``(m, n)`` float64 matrix with orthonormal columns.
 
     Raises:
         InvalidArgumentError: ``r_tilde`` not 2-D, wide, non-finite, or not of full column rank
@@ -128,7 +138,7 @@ def orthonormalize(
         )
     if method == "polar":
         u, _, vt = np.linalg.svd(r, full_matrices=False)
-        return u @ vt
+        return np.asarray(u @ vt, dtype=np.float64)
     if method == "qr":
         q, upper = np.linalg.qr(r)
         signs = np.where(np.diag(upper) < 0, -1.0, 1.0)
@@ -188,10 +198,12 @@ def projector_rank(matrix: object, name: str = "projector", tol: float | None = 
             f"{name} has max(||P - P^T||, ||P^2 - P||) = {defect:.3g}, but a symmetric projector "
             f"needs <= {tol:.3g}"
         )
-    return int(round(float(np.trace(p))))
+    return round(float(np.trace(p)))
 
 
-def random_orthogonal(n: int, rng: np.random.Generator, det: int | None = None) -> NDArray[np.float64]:
+def random_orthogonal(
+    n: int, rng: np.random.Generator, det: int | None = None
+) -> NDArray[np.float64]:
     """A Haar-random ``n x n`` orthogonal matrix (QR of a Gaussian, signs fixed), optionally of given det."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidArgumentError(f"n={n!r}, but it must be an int >= 1")

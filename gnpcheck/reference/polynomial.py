@@ -16,16 +16,17 @@ from numpy.typing import NDArray
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.reference._validation import as_kernel, as_real_array, describe_shape
 
-__all__ = ["block_conv", "to_torch_layout", "from_torch_layout", "identity_kernel"]
+__all__ = ["block_conv", "from_torch_layout", "identity_kernel", "to_torch_layout"]
 
 
 def block_conv(x: object, y: object) -> NDArray[np.float64]:
     r"""Block convolution :math:`[X \,\square\, Y]_i = \sum_{i'} X_{i'} Y_{i - i'}`.
 
     The product of polynomial matrices :math:`X(z) Y(z)`: 1-D ``(K, a, b) x (L, b, c) ->
-    (K + L - 1, a, c)``, 2-D ``(K1, K2, a, b) x (L1, L2, b, c) -> (K1 + L1 - 1, K2 + L2 - 1, a, c)``.
-    The circular convolution of ``X □ Y`` is the composition of those of ``X`` and ``Y``
-    (up to a circular shift when a kernel size is even; docs, Note [centering]).
+    (K + L - 1, a, c)``, 2-D ``(K1, K2, a, b) x (L1, L2, b, c) ->
+    (K1 + L1 - 1, K2 + L2 - 1, a, c)``. The circular convolution of ``X □ Y`` is the
+    composition of those of ``X`` and ``Y``, up to a circular shift by one position along each
+    axis where both kernel sizes are even (docs, Note [centering]).
 
     Raises:
         InvalidArgumentError: not both 1-D or both 2-D kernels, or inner channels that differ.

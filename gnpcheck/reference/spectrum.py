@@ -35,8 +35,8 @@ from gnpcheck.reference.operator import centering, check_kernel_fits
 __all__ = [
     "SpectrumMethod",
     "autocorrelation",
-    "circulant_symbol",
     "circulant_spectrum",
+    "circulant_symbol",
     "symbol_at",
 ]
 
@@ -49,15 +49,24 @@ _GRAM_RATIO_FLOOR = 1e-3
 _CHUNK = 32
 
 
-def _phases(taps: tuple[int, ...], spatial: tuple[int, ...], freqs: NDArray[np.int64], origin: tuple[int, ...]) -> NDArray[np.complex128]:
+def _phases(
+    taps: tuple[int, ...],
+    spatial: tuple[int, ...],
+    freqs: NDArray[np.int64],
+    origin: tuple[int, ...],
+) -> NDArray[np.complex128]:
     """``E[f, a] = exp(2 pi i <a - origin, f / N>)`` for the listed frequencies and all taps."""
-    grids = np.meshgrid(*[np.arange(k) - o for k, o in zip(taps, origin, strict=True)], indexing="ij")
+    grids = np.meshgrid(
+        *[np.arange(k) - o for k, o in zip(taps, origin, strict=True)], indexing="ij"
+    )
     positions = np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.float64)
     scaled = freqs.astype(np.float64) / np.asarray(spatial, dtype=np.float64)
-    return np.exp(2j * np.pi * (scaled @ positions.T))
+    return np.asarray(np.exp(2j * np.pi * (scaled @ positions.T)), dtype=np.complex128)
 
 
-def symbol_at(kernel: NDArray[np.float64], spatial: tuple[int, ...], freqs: NDArray[np.int64]) -> NDArray[np.complex128]:
+def symbol_at(
+    kernel: NDArray[np.float64], spatial: tuple[int, ...], freqs: NDArray[np.int64]
+) -> NDArray[np.complex128]:
     """:math:`\\hat W(f)` at the frequencies ``freqs`` (shape ``(F, spatial_ndim)``): ``(F, n_out, n_in)``."""
     spatial_ndim = kernel.ndim - 2
     taps = kernel.shape[:spatial_ndim]
@@ -75,7 +84,10 @@ def circulant_symbol(kernel: object, input_shape: object) -> NDArray[np.complex1
     w = as_kernel(kernel)
     spatial = as_spatial_shape(input_shape, w.ndim - 2)
     check_kernel_fits(w, spatial)
-    freqs = np.stack([g.reshape(-1) for g in np.meshgrid(*[np.arange(n) for n in spatial], indexing="ij")], axis=1)
+    freqs = np.stack(
+        [g.reshape(-1) for g in np.meshgrid(*[np.arange(n) for n in spatial], indexing="ij")],
+        axis=1,
+    )
     return symbol_at(w, spatial, freqs).reshape(*spatial, w.shape[-2], w.shape[-1])
 
 
@@ -103,7 +115,10 @@ def autocorrelation(kernel: object) -> NDArray[np.float64]:
 
 def _frequency_orbits(spatial: tuple[int, ...]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """One representative of each pair ``{f, -f}`` and, per grid frequency, its representative's row."""
-    grid = np.stack([g.reshape(-1) for g in np.meshgrid(*[np.arange(n) for n in spatial], indexing="ij")], axis=1)
+    grid = np.stack(
+        [g.reshape(-1) for g in np.meshgrid(*[np.arange(n) for n in spatial], indexing="ij")],
+        axis=1,
+    )
     flat = np.arange(grid.shape[0])
     negated = np.ravel_multi_index(tuple((-grid % np.asarray(spatial)).T), spatial)
     representatives, inverse = np.unique(np.minimum(flat, negated), return_inverse=True)
@@ -111,7 +126,10 @@ def _frequency_orbits(spatial: tuple[int, ...]) -> tuple[NDArray[np.int64], NDAr
 
 
 def _gram_singular_values(
-    kernel: NDArray[np.float64], spatial: tuple[int, ...], freqs: NDArray[np.int64], gram_terms: NDArray[np.float64]
+    kernel: NDArray[np.float64],
+    spatial: tuple[int, ...],
+    freqs: NDArray[np.int64],
+    gram_terms: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     spatial_ndim = kernel.ndim - 2
     offsets = gram_terms.shape[:spatial_ndim]
@@ -120,7 +138,7 @@ def _gram_singular_values(
     m = gram_terms.shape[-1]
     gram = (phases @ gram_terms.reshape(-1, m * m)).reshape(len(freqs), m, m)
     eigenvalues = np.linalg.eigvalsh(gram)[:, ::-1]
-    values = np.sqrt(np.clip(eigenvalues, 0.0, None))
+    values: NDArray[np.float64] = np.sqrt(np.clip(eigenvalues, 0.0, None))
     inaccurate = values[:, -1] < _GRAM_RATIO_FLOOR * values[:, 0]
     if np.any(inaccurate):
         symbol = symbol_at(kernel, spatial, freqs[inaccurate])
@@ -128,11 +146,15 @@ def _gram_singular_values(
     return values
 
 
-def _svd_singular_values(kernel: NDArray[np.float64], spatial: tuple[int, ...], freqs: NDArray[np.int64]) -> NDArray[np.float64]:
-    return np.linalg.svd(symbol_at(kernel, spatial, freqs), compute_uv=False)
+def _svd_singular_values(
+    kernel: NDArray[np.float64], spatial: tuple[int, ...], freqs: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    return np.asarray(np.linalg.svd(symbol_at(kernel, spatial, freqs), compute_uv=False), np.float64)
 
 
-def circulant_spectrum(kernel: object, input_shape: object, method: SpectrumMethod = "gram") -> NDArray[np.float64]:
+def circulant_spectrum(
+    kernel: object, input_shape: object, method: SpectrumMethod = "gram"
+) -> NDArray[np.float64]:
     r"""All singular values of the circular convolution: shape ``(*N, min(n_out, n_in))``.
 
     Entry ``[f]`` holds the singular values of :math:`\hat W(f)` in descending order; together
@@ -155,11 +177,14 @@ def circulant_spectrum(kernel: object, input_shape: object, method: SpectrumMeth
     chunks = [freqs[start : start + _CHUNK] for start in range(0, len(freqs), _CHUNK)]
     if method == "gram":
         terms = autocorrelation(w)
+
         def work(chunk: NDArray[np.int64]) -> NDArray[np.float64]:
             return _gram_singular_values(w, spatial, chunk, terms)
     else:
+
         def work(chunk: NDArray[np.int64]) -> NDArray[np.float64]:
             return _svd_singular_values(w, spatial, chunk)
+
     workers = max(1, min(len(chunks), os.cpu_count() or 1))
     with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=workers) as pool:
         values = np.concatenate(list(pool.map(work, chunks)))

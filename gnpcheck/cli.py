@@ -1,0 +1,57 @@
+"""The ``gnpcheck`` command.
+
+``gnpcheck check`` runs the reference self-check and prints measured defects against their
+tolerances; exit status 0 when every check holds, 1 when one fails, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from gnpcheck import __version__
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``gnpcheck`` command and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="gnpcheck",
+        description="Verify orthogonal, gradient-norm-preserving convolutions.",
+    )
+    parser.add_argument("--version", action="version", version=f"gnpcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = commands.add_parser(
+        "check", help="run the float64 reference self-check and print a table of measured defects"
+    )
+    check.add_argument("--seed", type=int, default=0, help="seed of the random kernels (default 0)")
+    return parser
+
+
+def _run_check(seed: int) -> int:
+    from gnpcheck.selfcheck import format_table, run_self_checks
+
+    start = time.perf_counter()
+    results = run_self_checks(seed)
+    print(format_table(results))
+    failed = sum(not r.passed for r in results)
+    elapsed = time.perf_counter() - start
+    print(f"\n{len(results) - failed} passed, {failed} failed ({elapsed:.1f} s, seed {seed})")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _run_check(args.seed)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
