@@ -19,7 +19,8 @@ __all__ = ["pgd_l2"]
 
 
 def _per_example_norm(x: torch.Tensor) -> torch.Tensor:
-    return x.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *([1] * (x.ndim - 1)))
+    norms: torch.Tensor = torch.linalg.vector_norm(x.flatten(1), dim=1).clamp(min=1e-12)
+    return norms.view(-1, *([1] * (x.ndim - 1)))
 
 
 def _project(delta: torch.Tensor, epsilon: float) -> torch.Tensor:
