@@ -12,6 +12,7 @@ from gnpcheck.reference import (
     block_conv,
     column_factor,
     dense_operator,
+    embed_doubled,
     projector,
     random_bcop_1d,
     random_bcop_2d,
@@ -131,3 +132,9 @@ def test_bad_arguments_are_rejected_with_a_named_error(
 ) -> None:
     with pytest.raises(error, match=match):
         call()  # type: ignore[operator]
+
+
+def test_embedding_rejects_mismatched_projector_counts() -> None:
+    h, p = _h_and_p()
+    with pytest.raises(InvalidArgumentError, match=r"len\(Ps\)=1 and len\(Qs\)=2"):
+        embed_doubled(h, [p], [p, p])

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import block_diag
 
+from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.reference.bcop import BCOPFactors, _checked_orthogonal, _checked_projectors
 
 __all__ = ["embed_doubled"]
@@ -42,5 +43,9 @@ def embed_doubled(
     n = h.shape[0]
     ps = tuple(_doubled(p) for p in _checked_projectors(Ps, "Ps", n))
     qs = None if Qs is None else tuple(_doubled(q) for q in _checked_projectors(Qs, "Qs", n))
+    if qs is not None and len(qs) != len(ps):
+        raise InvalidArgumentError(
+            f"len(Ps)={len(ps)} and len(Qs)={len(qs)}, but they must be equal (kernel size - 1)"
+        )
     h2 = np.asarray(block_diag(h, np.eye(n)), dtype=np.float64)
     return BCOPFactors(h2, ps, qs)
