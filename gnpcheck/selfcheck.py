@@ -4,7 +4,8 @@ Each row is a :class:`~gnpcheck.checks.CheckResult`: random BCOP kernels (1-D an
 64 channels and kernel size 7) are orthogonal within ``10 N eps``; the fast spectrum agrees
 with the dense operator's SVD; the cheap defect bound is never below the exact defect; the
 reference operator equals its dense matrix; Theorem 1's invariant read off the factors equals
-the one read off the kernel; Theorem 2's embedding reproduces the original convolution.
+the one read off the kernel; Theorem 2's embedding reproduces the original convolution; and
+SymPy proves a rational BCOP kernel paraunitary in exact arithmetic.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ from gnpcheck.reference import (
     orthogonality_defect,
     random_bcop_1d,
     random_bcop_2d,
+)
+from gnpcheck.reference.symbolic import (
+    is_paraunitary,
+    rational_orthogonal,
+    rational_projector,
+    symbolic_bcop_1d,
+    symbolic_bcop_2d,
 )
 from gnpcheck.tolerances import machine_epsilon
 
@@ -114,11 +122,30 @@ def _theorem2(rng: np.random.Generator) -> CheckResult:
                        "n=3 -> 6 channels, ranks (0, 2)")  # fmt: skip
 
 
+def _exact_proof(rng: np.random.Generator) -> CheckResult:
+    seed = int(rng.integers(2**31))
+    h = rational_orthogonal(3, seed, det=-1)
+    ps = [rational_projector(3, rank, seed + i) for i, rank in enumerate((1, 2))]
+    qs = [rational_projector(3, rank, seed + 7 + i) for i, rank in enumerate((0, 3))]
+    proven = is_paraunitary(symbolic_bcop_2d(h, ps, qs)) and is_paraunitary(symbolic_bcop_1d(h, ps))
+    return CheckResult(
+        "exact paraunitary", proven, 0.0 if proven else 1.0, 0.0, "identity fails (0 = proven)",
+        "SymPy, rational arithmetic", True, "rational BCOP n=3, K=3, 1-D and 2-D",
+    )  # fmt: skip
+
+
 def self_checks() -> Iterator[SelfCheck]:
     """The checks of ``gnpcheck check``, in table order."""
     for spatial_ndim, n, k, size in ORTHOGONALITY_GRID:
         yield _orthogonality(spatial_ndim, n, k, size)
-    yield from (_spectrum_vs_dense, _bound_above_exact, _operator_vs_dense, _theorem1, _theorem2)
+    yield from (
+        _spectrum_vs_dense,
+        _bound_above_exact,
+        _operator_vs_dense,
+        _theorem1,
+        _theorem2,
+        _exact_proof,
+    )
 
 
 def run_self_checks(seed: int = 0) -> list[CheckResult]:
