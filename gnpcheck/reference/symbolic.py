@@ -54,7 +54,7 @@ __all__ = [
 #: A ``sympy.ImmutableMatrix`` (SymPy is untyped, so the alias is ``Any``).
 ExactMatrix: TypeAlias = Any
 
-#: :math:`w = z^{-1}`, the delay of a 1-D kernel: :math:`W(w) = \sum_i W_i w^i`.
+#: :math:`w = z^{-1}`, the delay of a 1-D kernel, so that :math:`W(w) = \sum_i W_i w^i`.
 Z_INV: Any = sympy.Symbol("w")
 #: :math:`w_1 = z_1^{-1}`, the delay along the height axis (axis 0 of 2-D taps).
 Z1_INV: Any = sympy.Symbol("w1")
