@@ -102,7 +102,7 @@ def _short(value: Any) -> str:
             f"array{tuple(value.shape)}" if value.size > 8 else np.array2string(value, precision=4)
         )
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.10g}"
     return repr(value)
 
 
