@@ -200,7 +200,10 @@ def check_gnp(
         index = int(np.argmax(np.abs(ratios - 1.0)))
         measured = float(abs(ratios[index] - 1.0))
         passed = measured <= tolerance
-        counterexample: dict[str, object] = {"gradient_index": index, "norm_ratio": float(ratios[index])}
+        counterexample: dict[str, object] = {
+            "gradient_index": index,
+            "norm_ratio": float(ratios[index]),
+        }
         return CheckResult(
             "gnp",
             passed,

@@ -23,6 +23,7 @@ __all__ = [
     "matrix_orthogonality_tolerance",
     "orthogonality_tolerance",
     "projector_tolerance",
+    "smallest_subnormal",
 ]
 
 #: Orthogonality of a convolution operator with N rows. The float64 reference meets
@@ -45,15 +46,27 @@ PROJECTOR_FACTOR = 10.0
 GNP_FACTOR = 10.0
 
 
-def machine_epsilon(dtype: Any) -> float:
-    """Machine epsilon of a NumPy or PyTorch floating dtype (by name), e.g. 2.2e-16 for float64."""
+def _float_info(dtype: Any) -> Any:
+    """``np.finfo`` of a NumPy or PyTorch floating dtype, or of its name."""
     try:
-        resolved = np.dtype(str(dtype).removeprefix("torch.") if not isinstance(dtype, type) else dtype)
-        return float(np.finfo(resolved).eps)
+        resolved = np.dtype(
+            str(dtype).removeprefix("torch.") if not isinstance(dtype, type) else dtype
+        )
+        return np.finfo(resolved)
     except (TypeError, ValueError):
         raise InvalidArgumentError(
             f"dtype={dtype!r}, but it must be a floating dtype (float16, float32, float64)"
         ) from None
+
+
+def machine_epsilon(dtype: Any) -> float:
+    """Machine epsilon of a NumPy or PyTorch floating dtype (by name), e.g. 2.2e-16 for float64."""
+    return float(_float_info(dtype).eps)
+
+
+def smallest_subnormal(dtype: Any) -> float:
+    """The absolute error an underflowing operation may add (Higham, eq. 2.2), e.g. 4.9e-324."""
+    return float(_float_info(dtype).smallest_subnormal)
 
 
 def orthogonality_tolerance(dtype: Any, operator_size: int) -> float:

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from gnpcheck.checks import CheckResult
 from gnpcheck.strategies import channel_counts, input_shapes, kernel_sizes, seeds
 from gnpcheck.targets import KernelTarget
-from gnpcheck.tolerances import machine_epsilon
+from gnpcheck.tolerances import machine_epsilon, smallest_subnormal
 
 __all__ = [
     "TargetCase",
@@ -21,6 +21,7 @@ __all__ = [
     "draw_input_shape",
     "draw_sliced",
     "draw_target_kernel",
+    "rounding_allowance",
     "rounding_bound",
 ]
 
@@ -94,6 +95,15 @@ def rounding_bound(terms: int, dtype: Any = np.float64) -> float:
     of their absolute values (Higham, Accuracy and Stability, eq. 3.5), in any order."""
     unit = machine_epsilon(dtype) / 2
     return terms * unit / (1 - terms * unit)
+
+
+def rounding_allowance(
+    terms: int, magnitude: NDArray[np.float64], dtype: Any = np.float64
+) -> NDArray[np.float64]:
+    r"""Twice the worst-case error of two evaluations of sums of ``terms`` products each:
+    :math:`2 \gamma_m |\cdot|` plus, for underflow, ``2 * terms`` smallest subnormals
+    (Higham, Accuracy and Stability, eq. 2.2: ``fl(x op y) = (x op y)(1 + d) + e``)."""
+    return 2 * rounding_bound(terms, dtype) * magnitude + 2 * terms * smallest_subnormal(dtype)
 
 
 def closeness(

@@ -23,7 +23,7 @@ from gnpcheck.checks import check_orthogonal
 from gnpcheck.reference import block_conv, centering, circular_conv
 from gnpcheck.strategies import channel_counts, gradients, kernel_sizes, kernels, spatial_ndims
 from gnpcheck.targets import ORTHOGONAL, KernelTarget
-from properties._support import closeness, draw_input_shape, draw_target_kernel, rounding_bound
+from properties._support import closeness, draw_input_shape, draw_target_kernel, rounding_allowance
 
 
 @pytest.mark.claim(ORTHOGONAL)
@@ -65,7 +65,7 @@ def test_block_conv_is_associative(data: st.DataObject) -> None:
         "associativity",
         left,
         right,
-        2 * rounding_bound(terms) * magnitude,
+        rounding_allowance(terms, magnitude),
         figure="max |(X □ Y) □ Z - X □ (Y □ Z)|",
         method="block_conv",
         subject=f"X {x.shape}, Y {y.shape}, Z {z.shape}",
@@ -122,7 +122,7 @@ def _assert_composes(
         "composition",
         measured,
         expected,
-        2 * rounding_bound(terms) * magnitude,
+        rounding_allowance(terms, magnitude),
         figure="max |conv_X(conv_Y(x)) - conv_(X □ Y)(x)|",
         method=f"circular_conv, composite shifted by {shift}",
         subject=f"X {x_kernel.shape}, Y {y_kernel.shape}, input {x.shape}",

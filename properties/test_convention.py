@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from gnpcheck.reference import dense_operator
 from gnpcheck.strategies import gradients
 from gnpcheck.targets import CONVENTION, KernelTarget
-from properties._support import closeness, draw_input_shape, draw_target_kernel, rounding_bound
+from properties._support import closeness, draw_input_shape, draw_target_kernel, rounding_allowance
 
 
 @pytest.mark.claim(CONVENTION)
@@ -45,7 +45,7 @@ def test_target_operator_is_reference_cross_correlation(
         CONVENTION,
         y,
         expected,
-        2 * rounding_bound(terms, gnp_target.dtype) * magnitude,
+        rounding_allowance(terms, magnitude, gnp_target.dtype),
         figure="max |convolve(W, x) - dense_operator(W) x|",
         method="dense operator (Kronecker products of shifts)",
         subject=f"{case.call}, input {x.shape}",

@@ -29,7 +29,7 @@ from gnpcheck.reference import (
     row_factor,
 )
 from gnpcheck.strategies import bcop_factors, gradients
-from properties._support import closeness, draw_input_shape, rounding_bound
+from properties._support import closeness, draw_input_shape, rounding_allowance
 
 
 def _absolute_kernel(factors: BCOPFactors) -> NDArray[np.float64]:
@@ -84,7 +84,7 @@ def test_embedding_is_orthogonal_and_restricts_to_original(
         "embedding",
         measured,
         expected,
-        2 * rounding_bound(terms) * magnitude,
+        rounding_allowance(terms, magnitude),
         figure="max |C'(x)[:n] - C(x[:n])|",
         method="circular_conv of both kernels",
         subject=f"n={n}, kernel {kernel.shape}, input {x.shape}",

@@ -149,7 +149,9 @@ def _gram_singular_values(
 def _svd_singular_values(
     kernel: NDArray[np.float64], spatial: tuple[int, ...], freqs: NDArray[np.int64]
 ) -> NDArray[np.float64]:
-    return np.asarray(np.linalg.svd(symbol_at(kernel, spatial, freqs), compute_uv=False), np.float64)
+    return np.asarray(
+        np.linalg.svd(symbol_at(kernel, spatial, freqs), compute_uv=False), np.float64
+    )
 
 
 def circulant_spectrum(
