@@ -1,7 +1,9 @@
 """The ``gnpcheck`` command.
 
-``gnpcheck check`` runs the reference self-check and prints measured defects against their
-tolerances; exit status 0 when every check holds, 1 when one fails, 2 on a usage error.
+``gnpcheck audit [MODULE:FACTORY --input-shape C,H,W]`` audits a layer's claims (bare: the
+layer zoo) and prints the verdict table; ``gnpcheck check`` runs the reference self-check and
+prints measured defects against their tolerances. Exit status 0 when everything holds, 1
+when a claim is violated or a check fails, 2 on a usage or target error.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 from gnpcheck import __version__
+from gnpcheck.audit_cli import add_audit_parser, run_audit_command
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="run the float64 reference self-check and print a table of measured defects"
     )
     check.add_argument("--seed", type=int, default=0, help="seed of the random kernels (default 0)")
+    add_audit_parser(commands)
     return parser
 
 
@@ -49,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return _run_check(args.seed)
+    if args.command == "audit":
+        return run_audit_command(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -15,6 +15,9 @@ or ``-p gnpcheck.pytest_plugin``. It adds
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import pytest
 
 from gnpcheck.errors import GnpcheckError
@@ -29,19 +32,27 @@ __all__ = [
     "pytest_runtest_setup",
 ]
 
-_TARGET = pytest.StashKey[tuple[str, KernelTarget]]()
+_TARGET = pytest.StashKey[tuple[str, KernelTarget] | None]()
+#: Set by the audit plugin's option or environment: the target is then an ``nn.Module``
+#: factory audited by :mod:`gnpcheck.audit.pytest_plugin`, not a kernel factory.
+_INPUT_SHAPE_ENV = "GNPCHECK_INPUT_SHAPE"
+
+
+def _audits_a_module(config: pytest.Config) -> bool:
+    return bool(config.getoption("--gnp-input-shape", None) or os.environ.get(_INPUT_SHAPE_ENV))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--gnp-target``."""
+    """Add ``--gnp-target`` (unless the audit plugin, loaded first, already has)."""
     group = parser.getgroup("gnpcheck", "gnpcheck property suite")
-    group.addoption(
-        "--gnp-target",
-        default=None,
-        metavar="MODULE:FACTORY",
-        help="the kernel factory or KernelTarget the property suite checks "
-        "(default: $GNPCHECK_TARGET, else gnpcheck's float64 reference BCOP)",
-    )
+    with contextlib.suppress(ValueError):  # gnpcheck.audit.pytest_plugin defines it too
+        group.addoption(
+            "--gnp-target",
+            default=None,
+            metavar="MODULE:FACTORY",
+            help="the kernel factory or KernelTarget the property suite checks "
+            "(default: $GNPCHECK_TARGET, else gnpcheck's float64 reference BCOP)",
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,6 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
         f"claim(name): the test checks a claim ({', '.join(sorted(CLAIMS))}); skipped when the "
         "target does not make it",
     )
+    if _audits_a_module(config):
+        config.stash[_TARGET] = None
+        return
     try:
         config.stash[_TARGET] = resolve_target(config.getoption("--gnp-target"))
     except GnpcheckError as error:
@@ -59,7 +73,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """``gnpcheck target: <spec> = <name>, version <version> (...)`` and the size limits."""
-    spec, target = config.stash[_TARGET]
+    resolved = config.stash[_TARGET]
+    if resolved is None:
+        return ["gnpcheck target: an nn.Module audited per claim (--gnp-input-shape given)"]
+    spec, target = resolved
     limits = size_limits()
     claims = ", ".join(sorted(target.claims)) or "none"
     named = spec if spec == target.name else f"{spec} = {target.name}"
@@ -73,7 +90,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip, with the reason, a test whose ``claim`` the target does not make."""
-    _, target = item.config.stash[_TARGET]
+    resolved = item.config.stash[_TARGET]
+    if resolved is None:
+        if any(True for _ in item.iter_markers(name="claim")):
+            pytest.skip(_MODULE_TARGET_SKIP)
+        return
+    _, target = resolved
     for marker in item.iter_markers(name="claim"):
         for claim in marker.args:
             if claim not in CLAIMS:
@@ -87,4 +109,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def gnp_target(request: pytest.FixtureRequest) -> KernelTarget:
     """The :class:`~gnpcheck.targets.KernelTarget` the property suite checks."""
-    return request.config.stash[_TARGET][1]
+    resolved = request.config.stash[_TARGET]
+    if resolved is None:
+        pytest.skip(_MODULE_TARGET_SKIP)
+    return resolved[1]
+
+
+_MODULE_TARGET_SKIP = (
+    "the target is an nn.Module factory (--gnp-input-shape given): its claims are audited by "
+    "the gnpcheck-audit items, the kernel properties do not apply"
+)

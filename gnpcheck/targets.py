@@ -2,7 +2,8 @@ r"""The target of the property suite: what produces the kernels the suite checks
 
 A target is chosen in exactly one place, :func:`resolve_target`, from (first that is set)
 the pytest option ``--gnp-target=package.module:factory``, the environment variable
-``GNPCHECK_TARGET``, or :data:`DEFAULT_TARGET` (gnpcheck's own float64 reference BCOP).
+``GNPCHECK_TARGET``, or :data:`DEFAULT_TARGET` (gnpcheck's PyTorch BCOPConv1d/2d in float64;
+``gnpcheck.zoo_kernels:reference_bcop`` is the NumPy reference).
 
 ``package.module:factory`` names either a :class:`KernelTarget` or a plain factory
 
@@ -59,7 +60,7 @@ CLAIMS = frozenset({ORTHOGONAL, GNP, CONVENTION})
 #: The environment variable that names the target.
 TARGET_ENV = "GNPCHECK_TARGET"
 #: The target used when neither the option nor the environment variable is set.
-DEFAULT_TARGET = "gnpcheck.zoo_kernels:reference_bcop"
+DEFAULT_TARGET = "gnpcheck.nn.kernel_targets:bcop_float64"
 
 
 class KernelFactory(Protocol):

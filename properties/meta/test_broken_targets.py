@@ -149,11 +149,12 @@ def test_environment_variable_selects_the_target_and_the_option_wins(
     )
 
 
-def test_default_target_is_the_reference_and_header_names_profile(run_suite: RunSuite) -> None:
+def test_default_target_is_the_torch_layer_and_header_names_profile(run_suite: RunSuite) -> None:
     result = run_suite(None, "test_orthogonality.py", "--collect-only")
     result.stdout.fnmatch_lines(
         [
-            f"gnpcheck target: {ZOO}:reference_bcop = gnpcheck reference BCOP (float64), version {__version__}*",
+            "gnpcheck target: gnpcheck.nn.kernel_targets:bcop_float64 = gnpcheck.nn BCOP layer "
+            f"(float64), version {__version__}*",
             "gnpcheck sizes (profile 'ci'): channels <= 4, kernel size <= 3, spatial size <= 6",
         ]
     )

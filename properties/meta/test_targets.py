@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 from gnpcheck import __version__
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
+from gnpcheck.nn.kernel_targets import bcop_float64
 from gnpcheck.targets import (
     CONVENTION,
     DEFAULT_TARGET,
@@ -39,9 +40,12 @@ def _returning(value: object) -> KernelTarget:
     return KernelTarget(name="fixed", version="0", factory=factory)
 
 
-def test_default_is_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_is_the_torch_layer_and_the_reference_is_a_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv(TARGET_ENV, raising=False)
-    assert resolve_target(None) == (DEFAULT_TARGET, reference_bcop)
+    assert resolve_target(None) == (DEFAULT_TARGET, bcop_float64)
+    assert resolve_target("gnpcheck.zoo_kernels:reference_bcop")[1] is reference_bcop
     assert reference_bcop.claims == {ORTHOGONAL, GNP, CONVENTION}
     assert reference_bcop.version == __version__
 

@@ -1,0 +1,208 @@
+"""Accuracy and speed of the PyTorch BCOP layer (issue figures; prints, asserts nothing).
+
+Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--steps S]
+       [--threads T] [--skip-accuracy]
+
+1. float32 accuracy: max |sigma - 1| of BCOPConv2d's float32 kernel (its float64 copy,
+   the reference's exact circulant spectrum on a 16 x 16 input), fresh and after S Adam steps
+   at lr 1e-2 (default S = 100), for C <= 256 and k <= 7 (--full adds the three slowest
+   configurations); beside it, the trained parameters with build_dtype=float64. Targets:
+   <= 1e-6 at C = 32, k = 3; <= 2e-6 everywhere.
+2. The Björck trade-off: the float32 defect of the trained parameters above, orthogonalized
+   by Björck with 5..30 iterations instead of QR (the layer's "bjorck" option).
+3. Training step (forward + backward + Adam step) of BCOPConv2d (default, build_dtype=float64,
+   Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, median of R
+   rounds of one call each, in round-robin order (target <= 1.15 for the default).
+4. Evaluation forward (torch.no_grad, eval mode: the kernel cache) over nn.Conv2d
+   (target <= 1.02).
+Ratios are measured in this one process, with PyTorch's default thread count unless
+--threads is given. --quick is a smoke run of a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gnpcheck.nn import BCOPConv2d
+from gnpcheck.reference import circulant_spectrum, from_torch_layout
+
+GRID = (16, 16)
+SHAPES = [(128, 32, 16, 3), (128, 64, 8, 3), (32, 128, 16, 3)]
+ACCURACY_DEFAULT = [(32, 3), (64, 3), (128, 3), (256, 3), (64, 5), (64, 7)]
+ACCURACY_FULL = [*ACCURACY_DEFAULT, (128, 7), (256, 5), (256, 7)]
+BJORCK_ITERS = [5, 10, 15, 20, 25, 30]
+
+
+def float32_defect(weight: torch.Tensor) -> float:
+    """max |sigma - 1| of the circular convolution of ``weight`` on GRID, exactly."""
+    kernel = from_torch_layout(weight.detach().double().cpu().numpy())
+    method = "gram" if kernel.shape[0] <= 3 else "svd"  # the Gram terms of 7x7x256 are large
+    return float(np.max(np.abs(circulant_spectrum(kernel, GRID, method=method) - 1.0)))
+
+
+def train(layer: BCOPConv2d, steps: int, seed: int) -> None:
+    """``steps`` Adam steps (lr 1e-2) on the squared error to a random target."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, layer.in_channels, 8, 8, generator=generator)
+    target = torch.randn(2, layer.out_channels, 8, 8, generator=generator)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (layer(x) - target).square().mean().backward()
+        optimizer.step()
+
+
+def variant(layer: BCOPConv2d, **options: Any) -> BCOPConv2d:
+    """A layer with ``layer``'s parameters and other options (orthogonalizer, build_dtype)."""
+    channels, k = layer.in_channels, layer.kernel_size[0]
+    other = BCOPConv2d(channels, layer.out_channels, k, **options)
+    other.load_state_dict(layer.state_dict())
+    return other
+
+
+def accuracy(configs: list[tuple[int, int]], steps: int) -> list[BCOPConv2d]:
+    print(f"## 1. float32 BCOPConv2d: max |sigma - 1| on {GRID[0]}x{GRID[1]} (exact spectrum)")
+    print("default (float64 factors, float32 build); last column: the trained layer's")
+    print("parameters with build_dtype=float64")
+    print(
+        f"{'C':>4} {'k':>2} {'fresh':>9} {'trained':>9} {'target':>7} {'f64 build':>9} {'train s':>8}"
+    )
+    trained = []
+    for channels, k in configs:
+        layer = BCOPConv2d(channels, channels, k, generator=torch.Generator().manual_seed(0))
+        fresh = float32_defect(layer.weight)
+        start = time.perf_counter()
+        train(layer, steps, seed=1)
+        elapsed = time.perf_counter() - start
+        after = float32_defect(layer.weight)
+        exact = float32_defect(variant(layer, build_dtype=torch.float64).weight)
+        target = 1e-6 if (channels, k) == (32, 3) else 2e-6
+        print(f"{channels:>4} {k:>2} {fresh:>9.2e} {after:>9.2e} {target:>7.0e} {exact:>9.2e} "
+              f"{elapsed:>8.1f}", flush=True)  # fmt: skip
+        trained.append(layer)
+    return trained
+
+
+def bjorck_tradeoff(layers: list[BCOPConv2d]) -> None:
+    print("\n## 2. Björck instead of QR on the same trained parameters: float32 defect")
+    print(f"{'C':>4} {'k':>2} " + " ".join(f"{f'{i} it':>9}" for i in BJORCK_ITERS))
+    for layer in layers:
+        defects = [
+            float32_defect(variant(layer, orthogonalizer="bjorck", bjorck_iters=iters).weight)
+            for iters in BJORCK_ITERS
+        ]
+        label = f"{layer.channels:>4} {layer.kernel_size[0]:>2} "
+        print(label + " ".join(f"{d:>9.2e}" for d in defects), flush=True)
+
+
+def _median_ms(times: list[float]) -> float:
+    return 1e3 * statistics.median(times)
+
+
+def _alternate(functions: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median times (ms) of each function over ``repeats`` rounds after a warm-up round; each
+    round calls every function once, starting with a different one (round robin), so no
+    function always runs first after the others."""
+    for function in functions:
+        function()
+        function()
+    times: list[list[float]] = [[] for _ in functions]
+    for round_index in range(repeats):
+        for offset in range(len(functions)):
+            index = (round_index + offset) % len(functions)
+            start = time.perf_counter()
+            functions[index]()
+            times[index].append(time.perf_counter() - start)
+    return [_median_ms(record) for record in times]
+
+
+def _training_step(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        module(x).square().mean().backward()
+        optimizer.step()
+
+    return step
+
+
+def _evaluation(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    module.eval()
+
+    def forward() -> torch.Tensor:
+        with torch.no_grad():
+            return module(x)
+
+    return forward
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "BCOP": {},
+    "f64 build": {"build_dtype": torch.float64},
+    "Björck 20": {"orthogonalizer": "bjorck", "bjorck_iters": 20},
+}
+
+
+def timing(shapes: list[tuple[int, int, int, int]], repeats: int) -> None:
+    print(f"\n## 3./4. time per call, ms (median of {repeats}, round robin), "
+          f"{torch.get_num_threads()} threads; ratio to nn.Conv2d in brackets")  # fmt: skip
+    print(f"{'batch,C,N,k':>15} {'':>5} {'Conv2d':>8} " + " ".join(f"{v:>17}" for v in VARIANTS))
+    for batch, channels, size, k in shapes:
+        x = torch.randn(batch, channels, size, size)
+        conv = nn.Conv2d(channels, channels, k, padding=(k - 1) // 2, padding_mode="circular")
+        layers = [BCOPConv2d(channels, channels, k, **options) for options in VARIANTS.values()]
+        label = f"{batch},{channels},{size},{k}"
+        steps = _alternate([_training_step(m, x) for m in (conv, *layers)], repeats)
+        cells = " ".join(f"{t:>8.2f} ({t / steps[0]:>5.3f})" for t in steps[1:])
+        print(f"{label:>15} {'train':>5} {steps[0]:>8.2f} {cells}", flush=True)
+        forward = _alternate([_evaluation(m, x) for m in (conv, layers[0])], 2 * repeats)
+        print(f"{label:>15} {'eval':>5} {forward[0]:>8.2f} {forward[1]:>8.2f} "
+              f"({forward[1] / forward[0]:>5.3f})", flush=True)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument(
+        "--full", action="store_true", help="add (C, k) = (128, 7), (256, 5), (256, 7)"
+    )
+    parser.add_argument("--repeats", type=int, default=7, help="timing repeats (default 7)")
+    parser.add_argument("--steps", type=int, default=100, help="Adam steps (default 100)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads for the timings (default: PyTorch's default); on a shared "
+        "machine one thread shows the work without the waits of contended thread barriers",
+    )
+    parser.add_argument(
+        "--skip-accuracy", action="store_true", help="only the timings (sections 3 and 4)"
+    )
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print("command: python " + " ".join(sys.argv))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    if args.quick:
+        layers = accuracy([(32, 3)], steps=5)
+        bjorck_tradeoff(layers)
+        timing([(16, 32, 8, 3)], repeats=3)
+        return
+    if not args.skip_accuracy:
+        layers = accuracy(ACCURACY_FULL if args.full else ACCURACY_DEFAULT, args.steps)
+        bjorck_tradeoff(layers[:4])
+    timing(SHAPES, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

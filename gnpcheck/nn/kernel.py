@@ -1,0 +1,79 @@
+r"""The BCOP kernel from its factors, in PyTorch, with the reference's conventions.
+
+Given the first ``o`` rows of an orthogonal :math:`H` and symmetric projectors, the kernel is
+the product of polynomial matrices (:mod:`gnpcheck.reference.bcop`)
+
+.. math:: W = H \,\square\, [P_1, I - P_1] \,\square\, [Q_1; I - Q_1] \,\square \cdots
+          \square\, [P_{K-1}, I - P_{K-1}] \,\square\, [Q_{K-1}; I - Q_{K-1}]
+
+in 2-D (row factors along the width axis, column factors along the height axis) and
+:math:`W = H \square [P_1, I - P_1] \square \cdots` in 1-D. Each factor is one stage
+(docs/layers.rst, Note [kernel build]): for :math:`X` with taps :math:`X_0 .. X_{b-1}`
+along the factor's axis,
+
+.. math:: (X \square [P, I - P])_j = X_j P + X_{j-1} (I - P) = D_j + E_{j-1},
+          \qquad D = X P, \quad E = X - D,
+
+one matrix product of all taps with :math:`P` (a single GEMM), a difference and a shifted
+sum, so a ``K x K`` kernel costs :math:`\sum` (taps so far) products of ``o x n`` by
+``n x n`` matrices instead of a product per pair of taps.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gnpcheck.errors import InvalidArgumentError
+
+__all__ = ["bcop_kernel"]
+
+
+def _stage(x: torch.Tensor, p: torch.Tensor, axis: int) -> torch.Tensor:
+    """``X □ [P, I - P]`` along tap axis ``axis`` of a taps-first ``X``:
+    ``[D_0, D_1 + E_0, ..., D_{b-1} + E_{b-2}, E_{b-1}]`` with ``D = X P``, ``E = X - D``."""
+    d = x @ p
+    e = x - d
+    b = x.shape[axis]
+    middle = d.narrow(axis, 1, b - 1) + e.narrow(axis, 0, b - 1)
+    return torch.cat([d.narrow(axis, 0, 1), middle, e.narrow(axis, b - 1, 1)], dim=axis)
+
+
+def bcop_kernel(
+    h: torch.Tensor, projectors: torch.Tensor, spatial_ndim: int, in_channels: int | None = None
+) -> torch.Tensor:
+    r"""The BCOP kernel in PyTorch layout ``(o, in_channels, K, ...)``, contiguous.
+
+    Args:
+        h: the first ``o`` rows of an orthogonal ``n x n`` matrix, shape ``(o, n)``.
+        projectors: ``(spatial_ndim * (K - 1), n, n)`` symmetric projectors: in 2-D the row
+            projectors ``P_1..P_{K-1}`` then the column projectors ``Q_1..Q_{K-1}``; in 1-D
+            ``P_1..P_{K-1}``.
+        spatial_ndim: 1 or 2.
+        in_channels: keep the first ``in_channels`` input channels (default ``n``): the
+            semi-orthogonal kernel of a layer with fewer inputs than outputs.
+
+    Raises:
+        InvalidArgumentError: shapes that do not fit together.
+    """
+    if spatial_ndim not in (1, 2):
+        raise InvalidArgumentError(f"spatial_ndim={spatial_ndim!r}, but it must be 1 or 2")
+    n = h.shape[-1]
+    count = projectors.shape[0]
+    if h.ndim != 2 or projectors.shape[1:] != (n, n) or count % spatial_ndim:
+        raise InvalidArgumentError(
+            f"h has shape {tuple(h.shape)} and projectors {tuple(projectors.shape)}, but they "
+            f"must be (o, n) and ({spatial_ndim} * (K - 1), n, n)"
+        )
+    taps = count // spatial_ndim
+    factors = projectors.unbind(0)
+    x = h.reshape((1,) * spatial_ndim + tuple(h.shape))
+    for i in range(taps):
+        if spatial_ndim == 1:
+            x = _stage(x, factors[i], axis=0)
+        else:
+            x = _stage(x, factors[i], axis=1)
+            x = _stage(x, factors[taps + i], axis=0)
+    if in_channels is not None:
+        x = x[..., :in_channels]
+    order = (spatial_ndim, spatial_ndim + 1, *range(spatial_ndim))
+    return x.permute(order).contiguous()

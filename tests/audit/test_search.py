@@ -1,0 +1,113 @@
+"""Nonlinear targets: searches find what is there and report evidence, not proof, otherwise."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gnpcheck.audit import audit
+from gnpcheck.audit.deadline import Deadline
+from gnpcheck.audit.sampler import Sampler
+from gnpcheck.audit.search import find_nonfinite, structured_inputs
+
+from ._targets import orthogonal_conv
+
+
+class _MaxMin(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], dim=1)
+
+
+def test_orthogonal_conv_and_maxmin_hold() -> None:
+    net = nn.Sequential(orthogonal_conv(seed=1), _MaxMin(), orthogonal_conv(seed=2))
+    report = audit(net, (4, 6, 6), claims="lipschitz,gnp")
+    assert report.passed, report.to_text()
+    assert report.structure.startswith("nonlinear map")
+    lipschitz = report.result("lipschitz")
+    assert lipschitz.evidence == "search"
+    assert "no violation found" in lipschitz.detail
+    assert lipschitz.measured is not None
+    assert 0.9 < lipschitz.measured <= 1 + 1e-12
+    assert report.result("gnp").evidence == "search"
+
+
+def test_a_doubled_relu_network_is_caught_with_a_pair() -> None:
+    net = nn.Sequential(orthogonal_conv(seed=3, scale=2.0), nn.ReLU())
+    report = audit(net, (4, 6, 6), claims="lipschitz,orthogonal,gnp")
+    lipschitz = report.result("lipschitz")
+    assert lipschitz.verdict == "violated"
+    counterexample = lipschitz.counterexample
+    assert counterexample is not None
+    assert counterexample.kind == "pair"
+    assert 1.0 < counterexample.measured <= 2.0 + 1e-12
+    assert counterexample.replay(net).reproduced
+    orthogonal = report.result("orthogonal")
+    assert orthogonal.verdict == "violated"
+    assert "linear" in orthogonal.detail
+    assert orthogonal.counterexample is not None
+    assert orthogonal.counterexample.kind == "nonlinear"
+    assert orthogonal.counterexample.replay(net).reproduced
+    gnp = report.result("gnp")
+    assert gnp.verdict == "violated"  # ReLU zeroes gradients
+    assert gnp.counterexample is not None
+    assert gnp.counterexample.replay(net).reproduced
+
+
+def test_a_slightly_expanding_nonlinear_map_is_found_by_ascent() -> None:
+    net = nn.Sequential(orthogonal_conv(seed=4, scale=1.01), _MaxMin())
+    report = audit(net, (4, 6, 6), claims="lipschitz")
+    assert report.verdict("lipschitz") == "violated"
+    counterexample = report.counterexample("lipschitz")
+    assert counterexample is not None
+    assert counterexample.measured > 1.0
+
+
+def test_structured_inputs_find_nan_on_a_zeroed_pixel() -> None:
+    class NaNOnZeroPixel(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x / x.norm(dim=1, keepdim=True) * x.norm(dim=1, keepdim=True)
+
+    sampler = Sampler(0, (2, 3, 3), torch.float64, torch.device("cpu"))
+    net = NaNOnZeroPixel()
+    assert not bool(torch.isnan(net(sampler.inputs(64))).any())  # random inputs never do
+    found, tried = find_nonfinite(lambda x: net(x), sampler, Deadline(30), 0)
+    assert found is not None
+    assert tried == structured_inputs(sampler).shape[0]
+    assert bool(torch.isnan(net(found.unsqueeze(0))).any())
+
+
+def test_hypothesis_finds_what_the_structured_inputs_miss() -> None:
+    class NaNOnNegativeCorner(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            corner = x[:, 0, 0, 0].reshape(-1, 1, 1, 1)
+            return x * torch.where(corner == -2.0, torch.nan, 1.0)
+
+    sampler = Sampler(0, (2, 3, 3), torch.float64, torch.device("cpu"))
+    net = NaNOnNegativeCorner()
+    assert not bool(torch.isnan(net(structured_inputs(sampler))).any())
+    found, _ = find_nonfinite(lambda x: net(x), sampler, Deadline(30), 60)
+    assert found is not None
+    assert float(found[0, 0, 0]) == -2.0
+    # Shrunk by Hypothesis: every other entry is the simplest value, 0.
+    assert int((found != 0).sum()) == 1
+
+
+def test_nan_outputs_violate_lipschitz_with_a_finite_input() -> None:
+    class NaNAtZero(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            norm = x.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
+            return x * (norm / norm)
+
+    report = audit(NaNAtZero(), (2, 4, 4), claims="lipschitz,gnp")
+    for claim in ("lipschitz", "gnp"):
+        result = report.result(claim)
+        assert result.verdict == "violated"
+        assert math.isnan(result.measured or 0.0)
+        counterexample = result.counterexample
+        assert counterexample is not None
+        assert counterexample.kind == "nonfinite"
+        assert bool(torch.isfinite(counterexample.tensors["x"]).all())
+        assert counterexample.replay(NaNAtZero()).reproduced

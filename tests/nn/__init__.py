@@ -1,0 +1,1 @@
+"""Tests of the PyTorch layers of :mod:`gnpcheck.nn`."""

@@ -1,0 +1,57 @@
+"""The layers on a CUDA device compute what they compute on the CPU (skipped without one)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
+from gnpcheck.tolerances import orthogonality_tolerance
+
+from ._helpers import layer_input, make_bcop
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("orthogonalizer", ["qr", "bjorck"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("cls", [BCOPConv1d, BCOPConv2d])
+def test_forward_and_backward_match_the_cpu(
+    cls: type, dtype: torch.dtype, orthogonalizer: str
+) -> None:
+    iters = 30 if orthogonalizer == "bjorck" else None
+    cpu = make_bcop(
+        cls, 4, 6, 4, stride=2, dtype=dtype, orthogonalizer=orthogonalizer, bjorck_iters=iters
+    )
+    gpu = make_bcop(
+        cls,
+        4,
+        6,
+        4,
+        stride=2,
+        dtype=dtype,
+        orthogonalizer=orthogonalizer,
+        bjorck_iters=iters,
+        device="cuda",
+    )
+    x = layer_input(cpu, 8)
+    y_cpu, y_gpu = cpu(x), gpu(x.cuda())
+    tolerance = orthogonality_tolerance(dtype, y_cpu.numel())
+    assert (y_gpu.cpu() - y_cpu).abs().max().item() <= tolerance
+    y_cpu.square().sum().backward()
+    y_gpu.square().sum().backward()
+    for p_cpu, p_gpu in zip(cpu.parameters(), gpu.parameters(), strict=True):
+        assert p_gpu.grad is not None
+        assert p_cpu.grad is not None
+        assert (p_gpu.grad.cpu() - p_cpu.grad).abs().max().item() <= 100 * tolerance
+    grid = (8,) * cls.spatial_ndim
+    assert gpu.orthogonality_defect(grid) <= orthogonality_tolerance(dtype, 8 * 8**cls.spatial_ndim)
+
+
+def test_export_and_linear_on_cuda() -> None:
+    layer = make_bcop(BCOPConv2d, 3, 3, 2, device="cuda")
+    x = layer_input(layer, 6)
+    assert (layer.export()(x) - layer(x)).abs().max().item() <= 1e-12
+    linear = BjorckLinear(5, 4, device="cuda", dtype=torch.float64)
+    z = torch.randn(2, 5, device="cuda", dtype=torch.float64)
+    assert (linear.export()(z) - linear(z)).abs().max().item() <= 1e-12

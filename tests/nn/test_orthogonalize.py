@@ -1,0 +1,158 @@
+"""Differentiable orthonormalization against the float64 reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gnpcheck.checks import assert_orthonormal_columns, assert_symmetric_projector
+from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
+from gnpcheck.nn.orthogonalize import (
+    bjorck,
+    bjorck_orthonormalize,
+    orthonormalize,
+    qr_orthonormalize,
+    spectral_norm_bound,
+)
+from gnpcheck.reference import bjorck as reference_bjorck
+from gnpcheck.reference import orthonormalize as reference_orthonormalize
+from gnpcheck.reference import projector as reference_projector
+
+from ._helpers import KERNEL_MATCH
+
+SHAPES = [(5, 5), (7, 3), (6, 1), (8, 4)]
+
+
+def _gaussian(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    return torch.randn(
+        shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    ).to(dtype)
+
+
+def _ill_conditioned(n: int, k: int, condition: float, seed: int = 0) -> torch.Tensor:
+    """A tall matrix with singular values spread geometrically from 1 to 1 / condition."""
+    u = torch.linalg.qr(_gaussian(n, k, seed=seed))[0]
+    v = torch.linalg.qr(_gaussian(k, k, seed=seed + 1))[0]
+    sigma = torch.logspace(0, -np.log10(condition), k, dtype=torch.float64)
+    return (u * sigma) @ v.T
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_qr_matches_reference_qr(shape: tuple[int, int]) -> None:
+    a = _gaussian(*shape)
+    expected = reference_orthonormalize(a.numpy(), method="qr")
+    assert np.abs(qr_orthonormalize(a).numpy() - expected).max() <= KERNEL_MATCH
+
+
+def test_qr_is_batched() -> None:
+    a = _gaussian(3, 6, 2)
+    q = qr_orthonormalize(a)
+    for i in range(3):
+        assert torch.equal(q[i], qr_orthonormalize(a[i]))
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 4), (5, 5), (2, 4, 1)], ids=str)
+def test_qr_backward_matches_finite_differences(shape: tuple[int, ...]) -> None:
+    a = _gaussian(*shape).requires_grad_()
+    assert torch.autograd.gradcheck(qr_orthonormalize, (a,))
+
+
+def test_qr_computes_in_float64_and_returns_the_requested_dtype() -> None:
+    a = _gaussian(6, 3).float()
+    q = qr_orthonormalize(a, torch.float64)
+    assert q.dtype == torch.float64
+    expected = reference_orthonormalize(a.double().numpy(), method="qr")
+    assert np.abs(q.numpy() - expected).max() <= KERNEL_MATCH
+    assert torch.equal(qr_orthonormalize(a), q.float())
+
+
+def test_qr_float32_is_orthonormal_to_float32_rounding_for_any_conditioning() -> None:
+    a = _ill_conditioned(64, 32, condition=1e6).float()
+    q = qr_orthonormalize(a)
+    assert q.dtype == torch.float32
+    assert_orthonormal_columns(q.double().numpy(), dtype=np.float32)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_bjorck_iterations_match_the_reference(order: int) -> None:
+    a = _gaussian(7, 4) / 4.0
+    expected = reference_bjorck(a.numpy(), 6, order)
+    assert np.abs(bjorck(a, 6, order).numpy() - expected).max() <= KERNEL_MATCH
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_bjorck_converges_to_the_polar_factor(shape: tuple[int, int]) -> None:
+    a = _gaussian(*shape)
+    polar = reference_orthonormalize(a.numpy(), method="polar")
+    assert np.abs(bjorck_orthonormalize(a, 40).numpy() - polar).max() <= KERNEL_MATCH
+
+
+def test_bjorck_with_too_few_iterations_is_visibly_not_converged() -> None:
+    a = _ill_conditioned(8, 4, condition=100.0)
+    gap = torch.linalg.matrix_norm(
+        bjorck_orthonormalize(a, 3).mT @ bjorck_orthonormalize(a, 3) - torch.eye(4), 2
+    )
+    assert gap > 1e-3
+
+
+def test_spectral_norm_bound_is_an_upper_bound() -> None:
+    a = torch.stack([_gaussian(6, 3, seed=s) for s in range(5)] + [torch.ones(6, 3)])
+    exact = torch.linalg.matrix_norm(a, 2)
+    bound = spectral_norm_bound(a)
+    assert torch.all(bound >= exact * (1 - 1e-15))
+    assert bound[-1] == pytest.approx(exact[-1])  # rank one: every bound is tight
+
+
+@pytest.mark.parametrize("method", ["qr", "bjorck"])
+@pytest.mark.parametrize("rank", [0, 1, 3, 6])
+def test_projectors_are_the_reference_projectors(method: str, rank: int) -> None:
+    r = _gaussian(2, 6, rank)
+    basis = orthonormalize(r, method, 40)  # type: ignore[arg-type]
+    p = basis @ basis.mT
+    for i in range(2):
+        expected = reference_projector(r[i].numpy(), method="qr")
+        assert np.abs(p[i].numpy() - expected).max() <= KERNEL_MATCH
+        assert_symmetric_projector(p[i].numpy(), rank=rank)
+
+
+def test_gradients_flow_through_both_methods() -> None:
+    for method in ("qr", "bjorck"):
+        r = _gaussian(5, 2).requires_grad_()
+        basis = orthonormalize(r, method, 20)  # type: ignore[arg-type]
+        (basis @ basis.mT * _gaussian(5, 5, seed=3)).sum().backward()
+        assert r.grad is not None
+        assert torch.count_nonzero(r.grad) == r.numel()
+
+
+BAD = [
+    ("wide", lambda: qr_orthonormalize(torch.zeros(2, 3)), InvalidArgumentError, "tall"),
+    ("vector", lambda: bjorck(torch.zeros(3), 1), InvalidArgumentError, "tall"),
+    (
+        "integer",
+        lambda: qr_orthonormalize(torch.zeros(3, 2, dtype=torch.int64)),
+        InvalidTypeError,
+        "floating",
+    ),
+    ("not-a-tensor", lambda: bjorck(np.zeros((3, 2)), 1), InvalidTypeError, "torch.Tensor"),  # type: ignore[arg-type]
+    ("negative-iters", lambda: bjorck(torch.zeros(3, 2), -1), InvalidArgumentError, "iters=-1"),
+    ("order-0", lambda: bjorck(torch.zeros(3, 2), 1, 0), InvalidArgumentError, "order=0"),
+    (
+        "method",
+        lambda: orthonormalize(torch.zeros(3, 2), "svd"),
+        InvalidArgumentError,
+        "method='svd'",
+    ),  # type: ignore[arg-type]
+    (
+        "dtype",
+        lambda: qr_orthonormalize(torch.zeros(3, 2), torch.int32),
+        InvalidTypeError,
+        "dtype=torch.int32",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_arguments(call: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        call()  # type: ignore[operator]
