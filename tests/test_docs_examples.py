@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import re
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,11 @@ def test_page_examples(page: str) -> None:
     assert result.failed == 0, (
         f"{result.failed} of {result.attempted} examples in docs/{page} failed"
     )
+
+
+def test_readme_python_blocks_run() -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert len(blocks) >= 2
+    for number, block in enumerate(blocks):
+        exec(compile(block, f"README.md python block {number}", "exec"), {})
