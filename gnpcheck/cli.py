@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from gnpcheck import __version__
 from gnpcheck.audit_cli import add_audit_parser, run_audit_command
+from gnpcheck.train_cli import TRAIN_COMMANDS, add_train_parsers, run_train_command
 
 __all__ = ["build_parser", "main"]
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--seed", type=int, default=0, help="seed of the random kernels (default 0)")
     add_audit_parser(commands)
+    add_train_parsers(commands)
     return parser
 
 
@@ -55,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_check(args.seed)
     if args.command == "audit":
         return run_audit_command(args)
+    if args.command in TRAIN_COMMANDS:
+        return run_train_command(args)
     parser.print_help(sys.stderr)
     return 2
 

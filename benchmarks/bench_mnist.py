@@ -1,0 +1,165 @@
+"""MNIST training figures: accuracy against minutes, the ablation, and the final table.
+
+Usage: python benchmarks/bench_mnist.py [--part figure15 figure30 ablation large fc3]
+       [--out DIR] [--pgd-examples N] [--threads T] [--quick]
+
+- figure15, figure30: Small, BCOP, MaxMin with benchmarks/mnist_small_15min.toml for 15
+  minutes of training and with mnist_small_30min.toml (slower decay) for 30; the curve of
+  clean and certified accuracy (eps 1.58, full test set, after every epoch) against
+  training minutes.
+- ablation: Small with RKO, OSSN and SVCM, the 15-minute recipe, 15 minutes each.
+- large, fc3: the Large and FC-3 networks, the 15-minute recipe with batch 512 and learning
+  rate 3e-3 (fewer Björck steps per example), 15 minutes each.
+Every run ends with ``gnpcheck certify``'s checks: claimed and measured Lipschitz bounds,
+and PGD (50 steps, 3 restarts) on the first ``--pgd-examples`` test images with the check
+certified <= PGD-robust <= clean. Runs already finished in ``--out`` are reused, not
+retrained. Training minutes exclude evaluation; the machine's load average is printed per
+epoch, because other work on a shared machine slows training down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gnpcheck.certify.lipschitz import model_lipschitz
+from gnpcheck.certify.report import evaluate_robustness
+from gnpcheck.train.checkpoint import load_checkpoint
+from gnpcheck.train.config import TrainConfig, load_config
+from gnpcheck.train.dataset import MNIST_SHAPE, mnist_tensors
+from gnpcheck.train.loop import CHECKPOINT_NAME, model_from_checkpoint, resume, train
+
+#: The seed's figures (clean %, certified % at eps 1.58; Li et al., NeurIPS 2019, MNIST).
+SEED = {
+    "small-bcop": (97.54, 45.84),
+    "small-bcop (original code, 200 epochs)": (97.52, 46.59),
+    "large-bcop": (98.69, 56.37),
+    "fc3-bcop": (98.71, 54.46),
+}
+RECIPE_15 = Path(__file__).with_name("mnist_small_15min.toml")
+RECIPE_30 = Path(__file__).with_name("mnist_small_30min.toml")
+PARTS = ("figure15", "figure30", "ablation", "large", "fc3")
+
+
+def run(name: str, config: TrainConfig, out: Path) -> list[dict[str, Any]]:
+    """Train (or finish, or reuse) the run ``name``; return its history."""
+    directory = out / name
+    checkpoint = directory / CHECKPOINT_NAME
+    print(f"\n## {name}: {config.model}, {config.conv}, {config.act}, "
+          f"{config.time_limit} min, load {os.getloadavg()}", flush=True)  # fmt: skip
+    print(f"settings: {config.to_dict()}")
+    if not checkpoint.exists():
+        train(config, directory)
+    elif not load_checkpoint(checkpoint)["finished"]:
+        resume(directory, {"progress": config.progress})
+    history: list[dict[str, Any]] = load_checkpoint(checkpoint)["history"]
+    return history
+
+
+def at_minutes(history: list[dict[str, Any]], minutes: float) -> dict[str, Any] | None:
+    """The last evaluated record within ``minutes`` of training (a run stopped by its time
+    limit overshoots it by at most one step: 0.05 minutes are allowed for that)."""
+    done = [r for r in history if r["clean"] is not None and r["train_minutes"] <= minutes + 0.05]
+    return done[-1] if done else None
+
+
+def print_curve(history: list[dict[str, Any]]) -> None:
+    print(
+        f"{'epoch':>7} {'minutes':>8} {'clean %':>8} {'cert. %':>8} {'loss':>8} {'lr':>9} {'load':>5}"
+    )
+    for r in history:
+        if r["clean"] is None:
+            continue
+        print(f"{r['epoch']:>7.2f} {r['train_minutes']:>8.2f} {r['clean']:>8.2f} "
+              f"{r['certified']:>8.2f} {r['train_loss']:>8.4f} {r['lr']:>9.2e} "
+              f"{r.get('load', float('nan')):>5.1f}")  # fmt: skip
+
+
+def certify(name: str, out: Path, examples: int, steps: int, restarts: int) -> dict[str, Any]:
+    """The certify command's checks on the run's last checkpoint."""
+    config, model = model_from_checkpoint(out / name / CHECKPOINT_NAME)
+    bound = model_lipschitz(model, MNIST_SHAPE)
+    print(bound.describe())
+    images, labels = mnist_tensors("test", config.data_dir, examples)
+    start = time.perf_counter()
+    report = evaluate_robustness(
+        model, images, labels, 1.58, bound, pgd_steps=steps, pgd_restarts=restarts
+    )
+    print(report.to_text())
+    print(f"(PGD and certificates on {examples} test images: {time.perf_counter() - start:.0f} s)")
+    assert report.consistent, "certified <= PGD-robust <= clean violated: the bound is wrong"
+    return report.to_dict()
+
+
+def plan(
+    parts: list[str], minutes: tuple[float, float], threads: int | None
+) -> dict[str, TrainConfig]:
+    """The runs of the chosen parts, each with its time limit."""
+    fast, slow = (
+        dataclasses.replace(load_config(path), progress=False, time_limit=limit)
+        for path, limit in ((RECIPE_15, minutes[0]), (RECIPE_30, minutes[1]))
+    )
+    if threads is not None:
+        fast, slow = (dataclasses.replace(c, threads=threads) for c in (fast, slow))
+    runs: dict[str, TrainConfig] = {}
+    if "figure15" in parts or "ablation" in parts:
+        runs["small-bcop"] = fast
+    if "figure30" in parts:
+        runs["small-bcop-30"] = slow
+    if "ablation" in parts:
+        for conv in ("rko", "ossn", "svcm"):
+            runs[f"small-{conv}"] = dataclasses.replace(fast, conv=conv)
+    for model in ("large", "fc3"):
+        if model in parts:
+            runs[f"{model}-bcop"] = dataclasses.replace(fast, model=model, batch_size=512, lr=3e-3)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_mnist"))
+    parser.add_argument("--pgd-examples", type=int, default=1000)
+    parser.add_argument("--pgd-steps", type=int, default=50)
+    parser.add_argument("--pgd-restarts", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="override the recipes' thread count")
+    parser.add_argument("--quick", action="store_true", help="1-minute runs, 100 PGD images")
+    args = parser.parse_args()
+    minutes = (1.0, 1.0) if args.quick else (15.0, 30.0)
+    if args.quick:
+        args.pgd_examples = 100
+    rows: list[tuple[str, float, dict[str, Any], dict[str, Any] | None]] = []
+    for name, config in plan(args.part, minutes, args.threads).items():
+        torch.set_num_threads(config.threads)
+        history = run(name, config, args.out)
+        print_curve(history)
+        checks = certify(name, args.out, args.pgd_examples, args.pgd_steps, args.pgd_restarts)
+        limit = config.time_limit or minutes[0]
+        marks = sorted({m for m in (7.6, minutes[0], limit) if m <= limit})
+        for budget in marks:
+            record = at_minutes(history, budget)
+            if record is not None:
+                rows.append((name, budget, record, checks if budget == marks[-1] else None))
+    print("\n## Table: MNIST, certified at eps = 1.58 (L2, [0,1] pixels), full test set")
+    print(f"{'run':<14} {'budget':>6} {'minutes':>7} {'epochs':>6} {'clean %':>8} {'cert. %':>8} "
+          f"{'PGD %':>6} {'seed clean':>10} {'seed cert.':>10}")  # fmt: skip
+    for name, budget, record, report in rows:
+        seed = SEED.get(name.removesuffix("-30"))
+        pgd = f"{report['pgd_accuracy']:.1f}" if report else "-"
+        print(f"{name:<14} {budget:>6g} {record['train_minutes']:>7.2f} {record['epoch']:>6.2f} "
+              f"{record['clean']:>8.2f} {record['certified']:>8.2f} {pgd:>6} "
+              f"{seed[0] if seed else '-':>10} {seed[1] if seed else '-':>10}")  # fmt: skip
+    print(
+        f"(seed, original code, 200 epochs: {SEED['small-bcop (original code, 200 epochs)']}; "
+        f"PGD on the first {args.pgd_examples} test images; load now {os.getloadavg()})"
+    )
+
+
+if __name__ == "__main__":
+    main()

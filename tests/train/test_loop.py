@@ -1,0 +1,137 @@
+"""The training loop: checkpoints, history, determinism, the time limit, and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.train.checkpoint import load_checkpoint
+from gnpcheck.train.config import TrainConfig
+from gnpcheck.train.loop import (
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    epoch_order,
+    model_from_checkpoint,
+    resume,
+    train,
+)
+
+
+def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _learned(history: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    """What a record says about learning (not about time)."""
+    return [(r["epoch"], r["train_loss"], r["clean"], r["certified"], r["lr"]) for r in history]
+
+
+def test_a_run_writes_checkpoints_and_history(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    result = train(tiny_config, tmp_path)
+    assert result.stopped == "epochs"
+    assert result.replica_difference == 0.0
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert (state["epoch"], state["step"], state["finished"]) == (2, 0, True)
+    assert state["config"] == tiny_config.to_dict()
+    history = state["history"]
+    assert [r["epoch"] for r in history] == [1.0, 2.0]
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+    assert history[1]["clean"] > 50.0
+    assert history[1]["lr"] == pytest.approx(tiny_config.lr * tiny_config.lr_decay**2)
+    assert 0 < history[0]["train_minutes"] < history[1]["train_minutes"]
+    lines = (tmp_path / HISTORY_NAME).read_text().splitlines()
+    assert lines[0].startswith("epoch,train_minutes,wall_minutes,lr,train_loss,clean,certified")
+    assert len(lines) == 3
+    _, loaded = model_from_checkpoint(tmp_path / CHECKPOINT_NAME)
+    _assert_same_state(loaded.state_dict(), result.model.state_dict())
+
+
+def test_a_run_is_a_function_of_its_configuration(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_config, epochs=1)
+    first = train(config, tmp_path / "a").model.state_dict()
+    second = train(config, tmp_path / "b").model.state_dict()
+    _assert_same_state(first, second)
+    other = train(dataclasses.replace(config, seed=1), tmp_path / "c").model.state_dict()
+    assert not torch.equal(first["linear2.weight_tilde"], other["linear2.weight_tilde"])
+
+
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch() -> None:
+    order = epoch_order(3, 5, 100)
+    assert sorted(order.tolist()) == list(range(100))
+    assert torch.equal(order, epoch_order(3, 5, 100))
+    assert not torch.equal(order, epoch_order(3, 6, 100))
+
+
+def test_time_limit_stops_mid_epoch_and_resume_finishes_the_same_run(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    reference = train(tiny_config, tmp_path / "reference")
+    limited = train(dataclasses.replace(tiny_config, time_limit=1e-9), tmp_path / "limited")
+    assert limited.stopped == "time limit"
+    state = load_checkpoint(tmp_path / "limited" / CHECKPOINT_NAME)
+    assert (state["epoch"], state["step"], state["finished"]) == (0, 0, True)
+    assert limited.history[-1]["clean"] is not None  # evaluated when stopping
+    # Stop again part-way through the first epoch, then finish without a limit.
+    partial = train(dataclasses.replace(tiny_config, time_limit=0.02 / 60), tmp_path / "partial")
+    position = load_checkpoint(tmp_path / "partial" / CHECKPOINT_NAME)
+    assert partial.stopped == "time limit"
+    assert (position["epoch"], position["step"]) < (2, 0)
+    finished = resume(tmp_path / "partial", {"time_limit": None})
+    assert finished.stopped == "epochs"
+    _assert_same_state(finished.model.state_dict(), reference.model.state_dict())
+    assert _learned(finished.history)[-1] == _learned(reference.history)[-1]
+
+
+def test_resume_after_a_killed_run_loses_only_the_current_epoch(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    """A training process is killed (SIGKILL) once its first checkpoint exists; resuming it
+    reproduces the uninterrupted run exactly."""
+    out = tmp_path / "killed"
+    settings = {k: v for k, v in tiny_config.to_dict().items() if k not in ("epochs", "progress")}
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()
+             if v is not None and not isinstance(v, bool)]  # fmt: skip
+    assert not tiny_config.channels_last
+    command = [sys.executable, "-m", "gnpcheck.train_cli", "train", "--out", str(out),
+               "--epochs", "1000", "--no-progress", *flags]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while not (out / CHECKPOINT_NAME).exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+    finally:
+        process.kill()  # SIGKILL
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    state = load_checkpoint(out / CHECKPOINT_NAME)
+    done = state["epoch"]
+    assert done >= 1
+    assert state["step"] == 0
+    assert not state["finished"]
+    epochs = done + 1
+    resumed = resume(out, {"epochs": epochs})
+    reference = train(dataclasses.replace(tiny_config, epochs=epochs), tmp_path / "reference")
+    _assert_same_state(resumed.model.state_dict(), reference.model.state_dict())
+    assert _learned(resumed.history) == _learned(reference.history)
+    assert math.isclose(resumed.history[-1]["lr"], tiny_config.lr * tiny_config.lr_decay**epochs)
+
+
+def test_resume_refuses_to_change_what_is_learned(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    train(dataclasses.replace(tiny_config, epochs=1), tmp_path)
+    with pytest.raises(InvalidArgumentError, match=r"overrides \['lr'\], but a resumed run"):
+        resume(tmp_path, {"lr": 0.5})
+    with pytest.raises(InvalidArgumentError, match=r"already holds last\.pt"):
+        train(tiny_config, tmp_path)
