@@ -36,6 +36,7 @@ _SETTING_HELP = {
     "batch_size": "global batch size (default 128)",
     "lr": "Adam learning rate (default 1e-3)",
     "lr_decay": "learning rate factor per epoch (default 0.96235)",
+    "average_decay": "evaluate a moving average of the weights with this decay per step",
     "eps_train": "hinge margin is sqrt(2) * eps_train (default 1.5)",
     "eps_cert": "L2 radius of the certified accuracy while training (default 1.58)",
     "seed": "seed of initialization and data order (default 0)",

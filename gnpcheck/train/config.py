@@ -45,6 +45,8 @@ class TrainConfig:
             matrices at initialization (:mod:`gnpcheck.models.components`, Note [init scale]).
         epochs, batch_size: training length and global batch (split over processes in DDP).
         lr, lr_decay: Adam's learning rate, multiplied by ``lr_decay`` after every epoch.
+        average_decay: keep an exponential moving average of the parameters with this decay
+            per step and evaluate it (``None``: no average; :mod:`gnpcheck.train.loop`).
         eps_train: the hinge loss margin is ``sqrt(2) * eps_train``.
         eps_cert: the L2 radius of the certified accuracy reported while training.
         seed: initialization and data order (epoch ``e`` shuffles with ``seed + e``).
@@ -70,6 +72,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     lr_decay: float = 0.96235062639
+    average_decay: float | None = None
     eps_train: float = 1.5
     eps_cert: float = 1.58
     seed: int = 0
@@ -102,6 +105,10 @@ class TrainConfig:
         for name in ("lr", "eps_train"):
             if not 0 < getattr(self, name) < math.inf:
                 raise InvalidArgumentError(f"{name}={getattr(self, name)}, but it must be > 0")
+        if self.average_decay is not None and not 0 <= self.average_decay < 1:
+            raise InvalidArgumentError(
+                f"average_decay={self.average_decay}, but it must be in [0, 1) or none"
+            )
         if not 0 < self.lr_decay <= 1:
             raise InvalidArgumentError(f"lr_decay={self.lr_decay}, but it must be in (0, 1]")
         if not 0 <= self.eps_cert < math.inf:

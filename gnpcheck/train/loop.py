@@ -14,10 +14,19 @@ clean and certified accuracy at ``eps_cert``, certified with the larger of the c
 measured Lipschitz bounds (:mod:`gnpcheck.certify.lipschitz`); each record holds the
 training minutes (evaluation excluded) so that accuracy can be plotted against time, and the
 machine's 1-minute load average (other work slows a shared machine down).
+
+With ``average_decay`` set, an exponential moving average of the parameters (Polyak
+averaging) is kept beside them: after step ``t``, ``a <- a + (1 - d_t) (theta - a)`` with
+``d_t = min(average_decay, (1 + t) / (10 + t))`` (small early, so the average forgets the
+initialization). Buffers are copied. Evaluation, certification and
+:func:`model_from_checkpoint` then use the averaged network; training continues from the
+raw parameters. Certificates are computed for whatever network is evaluated, so averaging
+needs no trust: the averaged weights are measured like any others.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import math
@@ -89,7 +98,8 @@ class TrainResult:
     """What a run produced.
 
     Attributes:
-        model: the trained network (the unwrapped module, in evaluation mode).
+        model: the trained network (the unwrapped module, in evaluation mode; the moving
+            average when ``average_decay`` is set).
         history: one record per epoch (see :data:`HISTORY_NAME` for the columns).
         checkpoint: path of the last checkpoint.
         stopped: ``"epochs"`` or ``"time limit"``.
@@ -201,6 +211,28 @@ class _Run:
         self.loss_sum = 0.0
         self.loss_count = 0
         self.history: list[dict[str, Any]] = []
+        self.average: nn.Module | None = None
+        if config.average_decay is not None:
+            self.average = copy.deepcopy(self.model).requires_grad_(False)
+        self.average_steps = 0
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The network evaluated and certified: the average if one is kept."""
+        return self.model if self.average is None else self.average
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """One step of the moving average (see the module docstring)."""
+        if self.average is None or self.config.average_decay is None:
+            return
+        self.average_steps += 1
+        t = self.average_steps
+        weight = 1.0 - min(self.config.average_decay, (1 + t) / (10 + t))
+        for mean, value in zip(self.average.parameters(), self.model.parameters(), strict=True):
+            mean.lerp_(value, weight)
+        for kept, current in zip(self.average.buffers(), self.model.buffers(), strict=True):
+            kept.copy_(current)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -220,6 +252,8 @@ class _Run:
             "loss_sum": self.loss_sum,
             "loss_count": self.loss_count,
             "history": self.history,
+            "average": None if self.average is None else self.average.state_dict(),
+            "average_steps": self.average_steps,
             "finished": finished,
             "stopped": stopped,
             "world_size": self.context.world_size,
@@ -234,6 +268,9 @@ class _Run:
         self.wall_seconds = float(state["wall_seconds"])
         self.loss_sum, self.loss_count = float(state["loss_sum"]), int(state["loss_count"])
         self.history = list(state["history"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
+            self.average_steps = int(state["average_steps"])
 
     def save(self, finished: bool, stopped: str) -> None:
         if self.context.is_main:
@@ -268,7 +305,7 @@ def _record(
         "load": os.getloadavg()[0],
     }
     if evaluate_now and run.context.is_main:
-        record.update(evaluate(run.model, test[0], test[1], config.eps_cert))
+        record.update(evaluate(run.evaluated, test[0], test[1], config.eps_cert))
     run.history.append(record)
     line = (
         f"epoch {record['epoch']:.2f}  {record['train_minutes']:.2f} min  "
@@ -323,6 +360,7 @@ def _loop(run: _Run, context: DistributedContext) -> str:
             run.optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
             run.optimizer.step()
+            run.update_average()
             run.loss_sum += float(loss.detach())
             run.loss_count += 1
             run.step += 1
@@ -355,8 +393,8 @@ def _execute(run: _Run, context: DistributedContext) -> TrainResult:
     with _threads(run.config.threads):
         stopped = _loop(run, context)
         difference = max_replica_difference(run.model, context)
-    run.model.eval()
-    return TrainResult(run.model, run.history, run.checkpoint_path, stopped, difference)
+    run.evaluated.eval()
+    return TrainResult(run.evaluated, run.history, run.checkpoint_path, stopped, difference)
 
 
 def train(
@@ -390,7 +428,8 @@ def _training_state(path: Path) -> dict[str, Any]:
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[TrainConfig, nn.Sequential]:
-    """The configuration and the trained model (on the CPU, evaluation mode) of a checkpoint.
+    """The configuration and the trained model (on the CPU, evaluation mode) of a checkpoint:
+    the moving average of the parameters when the run kept one.
 
     Raises:
         gnpcheck.data.DataFileError: a missing or unreadable file, or not a training
@@ -399,7 +438,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[TrainConfig, nn.Sequential]
     state = _training_state(Path(path))
     config = config_from_dict(state["config"])
     model = build_from_config(config)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["model"] if state.get("average") is None else state["average"])
     return config, model.eval()
 
 

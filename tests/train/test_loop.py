@@ -73,9 +73,11 @@ def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch() -> None:
     assert not torch.equal(order, epoch_order(3, 6, 100))
 
 
+@pytest.mark.parametrize("average_decay", [None, 0.9], ids=["raw", "averaged"])
 def test_time_limit_stops_mid_epoch_and_resume_finishes_the_same_run(
-    tiny_config: TrainConfig, tmp_path: Path
+    tiny_config: TrainConfig, tmp_path: Path, average_decay: float | None
 ) -> None:
+    tiny_config = dataclasses.replace(tiny_config, average_decay=average_decay)
     reference = train(tiny_config, tmp_path / "reference")
     limited = train(dataclasses.replace(tiny_config, time_limit=1e-9), tmp_path / "limited")
     assert limited.stopped == "time limit"
@@ -135,3 +137,23 @@ def test_resume_refuses_to_change_what_is_learned(tiny_config: TrainConfig, tmp_
         resume(tmp_path, {"lr": 0.5})
     with pytest.raises(InvalidArgumentError, match=r"already holds last\.pt"):
         train(tiny_config, tmp_path)
+
+
+def test_the_average_is_what_is_evaluated_and_loaded(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    """With decay 0 the average is the last parameters; with 0.9 it lags behind them."""
+    last = train(dataclasses.replace(tiny_config, average_decay=0.0), tmp_path / "zero")
+    state = load_checkpoint(tmp_path / "zero" / CHECKPOINT_NAME)
+    _assert_same_state(state["average"], state["model"])
+    lagging = train(dataclasses.replace(tiny_config, average_decay=0.9), tmp_path / "lag")
+    state = load_checkpoint(tmp_path / "lag" / CHECKPOINT_NAME)
+    assert state["average_steps"] == 2 * 8
+    _assert_same_state(lagging.model.state_dict(), state["average"])
+    assert not torch.equal(state["average"]["conv1.h_tilde"], state["model"]["conv1.h_tilde"])
+    _, loaded = model_from_checkpoint(tmp_path / "lag" / CHECKPOINT_NAME)
+    _assert_same_state(loaded.state_dict(), state["average"])
+    raw = train(tiny_config, tmp_path / "raw")
+    _assert_same_state(raw.model.state_dict(), state["model"])  # averaging never steers training
+    assert load_checkpoint(tmp_path / "raw" / CHECKPOINT_NAME)["average"] is None
+    assert last.history[-1]["clean"] is not None

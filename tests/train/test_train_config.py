@@ -59,6 +59,11 @@ def test_none_clears_an_optional_setting() -> None:
         ({"bjorck_iters": 5}, InvalidArgumentError, "orthogonalizer='qr' has no iterations"),
         ({"time_limit": -1}, InvalidArgumentError, "time_limit=-1.0, but it must be a positive"),
         ({"device": "tpu"}, InvalidArgumentError, "device='tpu', but it must be 'cpu'"),
+        (
+            {"average_decay": 1},
+            InvalidArgumentError,
+            r"average_decay=1.0, but it must be in \[0, 1\)",
+        ),
     ],
     ids=[
         "unknown",
@@ -70,6 +75,7 @@ def test_none_clears_an_optional_setting() -> None:
         "qr-iters",
         "time",
         "device",
+        "average",
     ],
 )
 def test_bad_settings_name_the_key(values: dict[str, object], error: type, match: str) -> None:
