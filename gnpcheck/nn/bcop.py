@@ -49,6 +49,7 @@ from gnpcheck.nn.orthogonalize import (
     ORTHOGONALIZERS,
     Orthogonalizer,
     orthonormalize,
+    projectors,
 )
 from gnpcheck.nn.reference_bridge import ReferenceBCOP, reference_bcop
 from gnpcheck.reference import from_torch_layout
@@ -172,8 +173,7 @@ class _BCOPConvNd(ConstrainedConv):
         """
         method, iters, wide = self.orthogonalizer, self.bjorck_iters, torch.float64
         h = orthonormalize(self.h_tilde, method, iters, dtype=wide)
-        bases = orthonormalize(self.r_tilde, method, iters, dtype=wide)
-        return h, bases @ bases.mT
+        return h, projectors(self.r_tilde, method, iters)
 
     def _build_kernel(self) -> torch.Tensor:
         h, p = self.factors()

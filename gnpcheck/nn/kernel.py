@@ -21,6 +21,8 @@ sum, so a ``K x K`` kernel costs :math:`\sum` (taps so far) products of ``o x n`
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from gnpcheck.errors import InvalidArgumentError
@@ -36,6 +38,73 @@ def _stage(x: torch.Tensor, p: torch.Tensor, axis: int) -> torch.Tensor:
     b = x.shape[axis]
     middle = d.narrow(axis, 1, b - 1) + e.narrow(axis, 0, b - 1)
     return torch.cat([d.narrow(axis, 0, 1), middle, e.narrow(axis, b - 1, 1)], dim=axis)
+
+
+def _stage_backward(
+    x: torch.Tensor, p: torch.Tensor, grad: torch.Tensor, axis: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of :func:`_stage` with respect to ``X`` and ``P`` given ``grad`` (``b + 1`` taps).
+
+    Output tap ``j`` is ``D_j + E_{j-1}``, so with ``G_j`` its gradient and
+    ``Delta_j = G_j - G_{j+1}``: ``X_bar_j = G_{j+1} + Delta_j P^T`` and
+    ``P_bar = sum_j X_j^T Delta_j`` (over every tap and row: one GEMM).
+    """
+    b = x.shape[axis]
+    delta = grad.narrow(axis, 0, b) - grad.narrow(axis, 1, b)
+    grad_x = grad.narrow(axis, 1, b) + delta @ p.mT
+    n = x.shape[-1]
+    grad_p = x.reshape(-1, n).mT @ delta.reshape(-1, n)
+    return grad_x, grad_p
+
+
+def _axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
+    """(projector index, tap axis) of each stage, in the order they are applied."""
+    if spatial_ndim == 1:
+        return [(i, 0) for i in range(taps)]
+    return [stage for i in range(taps) for stage in ((i, 1), (taps + i, 0))]
+
+
+class _KernelProduct(torch.autograd.Function):
+    """The stages of :func:`bcop_kernel` with a hand-written backward (Note [kernel build]):
+    autograd would record every narrow and concatenation, whose backward allocates and
+    zero-fills a full-size gradient per slice. The stage inputs are extra outputs, marked
+    non-differentiable, so that backward reuses them (``setup_context`` style, which
+    ``torch.func`` transforms and ``torch.compile`` accept)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        h: torch.Tensor, projectors: torch.Tensor, spatial_ndim: int
+    ) -> tuple[torch.Tensor, ...]:
+        taps = projectors.shape[0] // spatial_ndim
+        x = h.reshape((1,) * spatial_ndim + tuple(h.shape))
+        inputs = []
+        for index, axis in _axes(spatial_ndim, taps):
+            inputs.append(x)
+            x = _stage(x, projectors[index], axis)
+        return (x, *inputs)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        h, projectors, spatial_ndim = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(projectors, *output[1:])
+        ctx.spatial_ndim = spatial_ndim
+        ctx.h_shape = tuple(h.shape)
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad: torch.Tensor, *unused: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, None]:
+        projectors, *inputs = ctx.saved_tensors
+        taps = projectors.shape[0] // ctx.spatial_ndim
+        grad = grad.contiguous()  # arrives permuted from the (out, in, K...) layout
+        grad_projectors = torch.empty_like(projectors)
+        stages = _axes(ctx.spatial_ndim, taps)
+        for (index, axis), x in zip(reversed(stages), reversed(inputs), strict=True):
+            grad, grad_projectors[index] = _stage_backward(x, projectors[index], grad, axis)
+        return grad.reshape(ctx.h_shape), grad_projectors, None
 
 
 def bcop_kernel(
@@ -64,15 +133,9 @@ def bcop_kernel(
             f"h has shape {tuple(h.shape)} and projectors {tuple(projectors.shape)}, but they "
             f"must be (o, n) and ({spatial_ndim} * (K - 1), n, n)"
         )
-    taps = count // spatial_ndim
-    factors = projectors.unbind(0)
     x = h.reshape((1,) * spatial_ndim + tuple(h.shape))
-    for i in range(taps):
-        if spatial_ndim == 1:
-            x = _stage(x, factors[i], axis=0)
-        else:
-            x = _stage(x, factors[i], axis=1)
-            x = _stage(x, factors[taps + i], axis=0)
+    if count:
+        x = _KernelProduct.apply(h, projectors, spatial_ndim)[0]  # type: ignore[no-untyped-call]
     if in_channels is not None:
         x = x[..., :in_channels]
     order = (spatial_ndim, spatial_ndim + 1, *range(spatial_ndim))

@@ -57,6 +57,21 @@ def test_rows_and_columns_are_slices_of_the_square_kernel() -> None:
     assert np.abs(narrow - full[:, :2]).max() <= KERNEL_MATCH
 
 
+@pytest.mark.parametrize(
+    ("d", "k", "rows", "columns"), [(1, 3, 4, None), (2, 2, 4, None), (2, 3, 3, 2), (2, 4, 4, 4)]
+)
+def test_hand_written_backward_matches_finite_differences(
+    d: int, k: int, rows: int, columns: int | None
+) -> None:
+    """The kernel's hand-written backward against central differences (any matrices: the
+    backward is the product rule, it needs neither orthogonality nor projectors)."""
+    generator = torch.Generator().manual_seed(d * 10 + k)
+    h = torch.randn(rows, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    p = torch.randn(d * (k - 1), 4, 4, dtype=torch.float64, generator=generator)
+    p.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: bcop_kernel(a, b, d, columns), (h, p))
+
+
 def test_kernel_is_contiguous_torch_layout() -> None:
     h = torch.eye(4)
     w = bcop_kernel(h, torch.zeros(4, 4, 4), 2)

@@ -12,6 +12,7 @@ from gnpcheck.nn.orthogonalize import (
     bjorck,
     bjorck_orthonormalize,
     orthonormalize,
+    projectors,
     qr_orthonormalize,
     spectral_norm_bound,
 )
@@ -114,6 +115,25 @@ def test_projectors_are_the_reference_projectors(method: str, rank: int) -> None
         expected = reference_projector(r[i].numpy(), method="qr")
         assert np.abs(p[i].numpy() - expected).max() <= KERNEL_MATCH
         assert_symmetric_projector(p[i].numpy(), rank=rank)
+
+
+@pytest.mark.parametrize("method", ["qr", "bjorck"])
+@pytest.mark.parametrize("rank", [0, 2, 5])
+def test_projectors_function_is_q_q_transposed(method: str, rank: int) -> None:
+    r = _gaussian(3, 5, rank, dtype=torch.float32)
+    basis = orthonormalize(r, method, 40, dtype=torch.float64)  # type: ignore[arg-type]
+    p = projectors(r, method, 40)  # type: ignore[arg-type]
+    assert p.dtype == torch.float64
+    assert p.shape == (3, 5, 5)
+    assert torch.abs(p - basis @ basis.mT).max() <= KERNEL_MATCH
+
+
+@pytest.mark.parametrize("shape", [(5, 2), (3, 6, 3), (4, 4)])
+def test_projector_closed_form_backward_matches_finite_differences(
+    shape: tuple[int, ...],
+) -> None:
+    a = _gaussian(*shape, seed=len(shape)).requires_grad_()
+    assert torch.autograd.gradcheck(projectors, (a,))
 
 
 def test_gradients_flow_through_both_methods() -> None:
