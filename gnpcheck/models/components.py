@@ -29,7 +29,6 @@ from torch import nn
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn import BCOPConv2d, BjorckLinear, MaxMin
 from gnpcheck.nn.baselines import OSSNConv2d, RKOConv2d, SVCMConv2d
-from gnpcheck.nn.orthogonalize import DEFAULT_BJORCK_ITERS
 
 __all__ = [
     "ACTIVATIONS",
@@ -59,7 +58,10 @@ class LayerOptions:
         orthogonalizer: BCOP's ``"qr"`` or ``"bjorck"``.
         bjorck_iters: BCOP's Björck iterations (``None``: the layer's default; ``"qr"`` only
             accepts ``None``).
-        linear_bjorck_iters: Björck iterations of the linear layers.
+        linear_orthogonalizer: the linear layers' ``"polar"`` factor (Björck's limit, by an
+            SVD) or ``"bjorck"`` iterations.
+        linear_bjorck_iters: their Björck iterations (``"bjorck"`` only; ``None``: the
+            layer's default).
         init_scale: ``"fan_in"`` (the seed's: BCOP and Björck matrices divided by
             ``sqrt(n)``) or ``"unit"`` (the layers' own orthonormal initialization); see
             Note [init scale].
@@ -68,7 +70,8 @@ class LayerOptions:
     padding: Literal["circular", "same"] = "circular"
     orthogonalizer: Literal["qr", "bjorck"] = "qr"
     bjorck_iters: int | None = None
-    linear_bjorck_iters: int = DEFAULT_BJORCK_ITERS
+    linear_orthogonalizer: Literal["polar", "bjorck"] = "polar"
+    linear_bjorck_iters: int | None = None
     init_scale: Literal["fan_in", "unit"] = "fan_in"
 
     def __post_init__(self) -> None:
@@ -135,8 +138,13 @@ def make_activation(kind: str) -> nn.Module:
 
 
 def make_linear(in_features: int, out_features: int, options: LayerOptions) -> BjorckLinear:
-    """A Björck-orthogonal linear layer with ``options.linear_bjorck_iters`` iterations."""
-    layer = BjorckLinear(in_features, out_features, bjorck_iters=options.linear_bjorck_iters)
+    """A Björck-orthogonal linear layer, orthonormalized as ``options`` say."""
+    layer = BjorckLinear(
+        in_features,
+        out_features,
+        bjorck_iters=options.linear_bjorck_iters,
+        orthogonalizer=options.linear_orthogonalizer,
+    )
     if options.init_scale == "fan_in":
         with torch.no_grad():
             layer.weight_tilde.div_(math.sqrt(in_features))

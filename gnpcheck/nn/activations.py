@@ -12,7 +12,7 @@ and is sorted in descending order. ``GroupSort(2)`` is therefore ``MaxMin``:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -46,6 +46,36 @@ class _Sorting(nn.Module):
         return 1.0
 
 
+class _MaxMinFunction(torch.autograd.Function):
+    """MaxMin with its Jacobian as a permutation everywhere: one comparison ``a >= b`` chooses
+    which of each pair goes up, and backward sends each gradient back along the same choice.
+    (``torch.maximum``'s own backward splits the gradient in half at ties, which is not a
+    permutation, and costs a comparison, a selection and a fill per half.)"""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = x.chunk(2, dim=dim)
+        up = a >= b
+        return torch.cat([torch.where(up, a, b), torch.where(up, b, a)], dim=dim), up
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, int], output: Any) -> None:
+        _, up = output
+        ctx.mark_non_differentiable(up)
+        ctx.save_for_backward(up)
+        ctx.dim = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
+        (up,) = ctx.saved_tensors
+        high, low = grad.chunk(2, dim=ctx.dim)
+        return torch.cat(
+            [torch.where(up, high, low), torch.where(up, low, high)], dim=ctx.dim
+        ), None
+
+
 class MaxMin(_Sorting):
     """``cat(max(a, b), min(a, b))`` for the halves ``a, b`` of the channels along ``dim``.
 
@@ -65,8 +95,8 @@ class MaxMin(_Sorting):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Sort each pair ``(x_j, x_{j + C/2})`` in descending order."""
         dim = _check_axis(x, self.dim, 2)
-        a, b = x.chunk(2, dim=dim)
-        return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], dim=dim)
+        sorted_pairs: torch.Tensor = _MaxMinFunction.apply(x, dim)[0]  # type: ignore[no-untyped-call]
+        return sorted_pairs
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -22,6 +22,10 @@ Note [orthogonalization]):
     by autograd (in float64). It converges to the orthogonal polar factor of :math:`A`; how close it gets
     depends on the iteration count and on the conditioning of :math:`A`.
 
+``"polar"`` (:func:`polar_orthonormalize`, for the linear layers)
+    The orthogonal polar factor :math:`U V^T` of :math:`A = U S V^T`, the limit of Björck,
+    by an SVD in float64 with a closed-form backward.
+
 A symmetric projector is :math:`P = Q Q^T`; it depends only on the span of :math:`A`, so both
 methods give the same :math:`P` up to rounding and convergence. With ``"qr"`` its gradient
 has a closed form of its own (:func:`projectors`): from :math:`dP = (I - P)\,dA\,T^{-1} Q^T
@@ -50,6 +54,7 @@ __all__ = [
     "bjorck",
     "bjorck_orthonormalize",
     "orthonormalize",
+    "polar_orthonormalize",
     "projectors",
     "qr_orthonormalize",
     "spectral_norm_bound",
@@ -239,3 +244,65 @@ def projectors(
         return projector
     bases = orthonormalize(a, method, iters, order, dtype=torch.float64)
     return bases @ bases.mT
+
+
+class _PolarFactor(torch.autograd.Function):
+    """The polar factor ``U V^T`` of a tall ``A = U S V^T`` in float64, with the closed-form
+    backward of :func:`polar_orthonormalize` (``Q``, ``V``, ``S`` are extra outputs kept
+    for it)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(a: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        u, sigma, vh = torch.linalg.svd(a.to(torch.float64), full_matrices=False)
+        q = u @ vh
+        v = vh.mT
+        return q.to(a.dtype, copy=True), q, v, sigma
+
+    @staticmethod
+    def setup_context(
+        ctx: Any, inputs: tuple[torch.Tensor], output: tuple[torch.Tensor, ...]
+    ) -> None:
+        _, q, v, sigma = output
+        ctx.mark_non_differentiable(q, v, sigma)
+        ctx.save_for_backward(q, v, sigma)
+        ctx.input_dtype = inputs[0].dtype
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> torch.Tensor:
+        q, v, sigma = ctx.saved_tensors
+        g = grad.to(torch.float64)
+        b = v.mT @ (q.mT @ g) @ v
+        skew = (b - b.mT) / (sigma.unsqueeze(-1) + sigma.unsqueeze(-2))
+        gv = g @ v
+        rest = (gv - q @ (q.mT @ gv)) / sigma.unsqueeze(-2)
+        result: torch.Tensor = (q @ (v @ skew) + rest) @ v.mT
+        return result.to(ctx.input_dtype)
+
+
+def polar_orthonormalize(a: torch.Tensor) -> torch.Tensor:
+    r"""The orthogonal polar factor :math:`Q = U V^T` of a batch of tall full-rank ``a = U S V^T``
+    (the limit of Björck–Bowie, the closest matrix with orthonormal columns), computed in
+    float64 and returned in ``a``'s dtype.
+
+    Forward: the thin SVD (exact to float64 rounding for any conditioning; no data-dependent
+    branch, so ``torch.func`` and ``torch.compile`` accept it). Backward, from :math:`A = Q P`,
+    :math:`P = V S V^T`:
+
+    .. math:: \bar A = Q\, V \big[(B - B^T) \oslash (s_i + s_j)\big] V^T
+              + (I - Q Q^T)\, \bar Q\, V S^{-1} V^T, \qquad B = V^T Q^T \bar Q V,
+
+    a few products of ``n x k`` by ``k x k`` matrices, where autograd through Björck pays two
+    per iteration and through an SVD divides by :math:`s_i^2 - s_j^2` (infinite at
+    repeated singular values, e.g. at an orthogonal initialization). The gradient is
+    infinite where ``a`` loses rank, where the factor is not differentiable.
+
+    Raises:
+        InvalidArgumentError, InvalidTypeError: ``a`` not a floating batch of tall matrices.
+    """
+    a = _check_tall(a, "a")
+    if a.shape[-1] == 0:
+        return a.clone()
+    factor: torch.Tensor = _PolarFactor.apply(a)[0]  # type: ignore[no-untyped-call]
+    return factor

@@ -40,7 +40,10 @@ class TrainConfig:
         padding: ``circular`` or ``same`` (zeros) for every convolution.
         orthogonalizer, bjorck_iters: BCOP's orthonormalization (``qr``, or ``bjorck`` with
             ``bjorck_iters`` iterations, the layer's default when unset).
-        linear_bjorck_iters: Björck iterations of the linear layers.
+        linear_orthogonalizer, linear_bjorck_iters: the linear layers' ``polar`` factor (the
+            limit of Björck's iterations, computed by an SVD: the seed's converged map,
+            exactly and faster) or ``bjorck`` with ``linear_bjorck_iters`` iterations (the
+            layer's default, 20, when unset).
         init_scale: ``fan_in`` (the seed's) or ``unit`` scale of the BCOP and Björck
             matrices at initialization (:mod:`gnpcheck.models.components`, Note [init scale]).
         epochs, batch_size: training length and global batch (split over processes in DDP).
@@ -66,7 +69,8 @@ class TrainConfig:
     padding: str = "circular"
     orthogonalizer: str = "qr"
     bjorck_iters: int | None = None
-    linear_bjorck_iters: int = 20
+    linear_orthogonalizer: str = "polar"
+    linear_bjorck_iters: int | None = None
     init_scale: str = "fan_in"
     epochs: int = 200
     batch_size: int = 128
@@ -93,13 +97,19 @@ class TrainConfig:
         _check_choice(self.padding, "padding", ("circular", "same"))
         _check_choice(self.orthogonalizer, "orthogonalizer", ("qr", "bjorck"))
         _check_choice(self.init_scale, "init_scale", INIT_SCALES)
+        _check_choice(self.linear_orthogonalizer, "linear_orthogonalizer", ("polar", "bjorck"))
+        if self.linear_orthogonalizer == "polar" and self.linear_bjorck_iters is not None:
+            raise InvalidArgumentError(
+                f"linear_bjorck_iters={self.linear_bjorck_iters}, but "
+                "linear_orthogonalizer='polar' has no iterations"
+            )
         if self.orthogonalizer == "qr" and self.bjorck_iters is not None:
             raise InvalidArgumentError(
                 f"bjorck_iters={self.bjorck_iters}, but orthogonalizer='qr' has no iterations"
             )
-        for name in ("linear_bjorck_iters", "epochs", "batch_size", "threads", "eval_every"):
+        for name in ("epochs", "batch_size", "threads", "eval_every"):
             _check_positive(getattr(self, name), name)
-        for name in ("bjorck_iters", "train_examples", "test_examples"):
+        for name in ("bjorck_iters", "linear_bjorck_iters", "train_examples", "test_examples"):
             if getattr(self, name) is not None:
                 _check_positive(getattr(self, name), name)
         for name in ("lr", "eps_train"):

@@ -120,6 +120,7 @@ def build_from_config(config: TrainConfig) -> nn.Sequential:
         padding="circular" if config.padding == "circular" else "same",
         orthogonalizer="qr" if config.orthogonalizer == "qr" else "bjorck",
         bjorck_iters=config.bjorck_iters,
+        linear_orthogonalizer="polar" if config.linear_orthogonalizer == "polar" else "bjorck",
         linear_bjorck_iters=config.linear_bjorck_iters,
         init_scale="fan_in" if config.init_scale == "fan_in" else "unit",
     )

@@ -48,6 +48,23 @@ def test_jacobian_is_a_permutation(module: nn.Module) -> None:
     assert np.all(jacobian.sum(axis=1) == 1)
 
 
+def test_maxmin_jacobian_is_a_permutation_at_ties() -> None:
+    """Ties (e.g. two ReLU-like zeros, or equal pixels) keep the permutation: the pair goes
+    through unswapped, with its gradient, instead of each half getting half of both."""
+    x = torch.tensor([[1.0, 0.0, 1.0, 0.0]], dtype=torch.float64)  # pairs (1, 1) and (0, 0)
+    jacobian = dense_jacobian(MaxMin(), x)
+    assert np.array_equal(jacobian, np.eye(4))
+    g = torch.tensor([[1.0, 2.0, -3.0, 0.5]], dtype=torch.float64)
+    (grad,) = torch.autograd.grad(MaxMin()(x.requires_grad_()), x, g)
+    assert torch.equal(grad.norm(), g.norm())
+
+
+def test_maxmin_backward_matches_finite_differences_away_from_ties() -> None:
+    x = _x(2, 6, 4).requires_grad_()
+    assert torch.autograd.gradcheck(MaxMin(), (x,))
+    assert torch.autograd.gradcheck(MaxMin(dim=-1), (x,))
+
+
 def _composite() -> nn.Sequential:
     generator = torch.Generator().manual_seed(0)
     options = {"dtype": torch.float64, "generator": generator}

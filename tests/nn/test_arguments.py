@@ -193,6 +193,18 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         r"bjorck_iters=0",
     ),
     (
+        "linear-orthogonalizer",
+        lambda: BjorckLinear(2, 2, orthogonalizer="qr"),  # type: ignore[arg-type]
+        InvalidArgumentError,
+        r"orthogonalizer='qr', but it must be one of bjorck, polar",
+    ),
+    (
+        "linear-polar-iters",
+        lambda: BjorckLinear(2, 2, bjorck_iters=5, orthogonalizer="polar"),
+        InvalidArgumentError,
+        r"bjorck_iters=5, but orthogonalizer='polar' has no iterations",
+    ),
+    (
         "linear-input",
         _forward(_LINEAR, torch.zeros(4, 2, dtype=torch.float64)),
         InvalidArgumentError,

@@ -30,19 +30,26 @@ def _perturb(layer: BjorckLinear) -> None:
         )
 
 
+ORTHOGONALIZERS = [{"bjorck_iters": 40}, {"orthogonalizer": "polar"}]
+
+
+@pytest.mark.parametrize("options", ORTHOGONALIZERS, ids=["bjorck", "polar"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_weight_equals_the_reference_polar_factor(shape: tuple[int, int]) -> None:
-    layer = _layer(*shape, bjorck_iters=40)
+def test_weight_equals_the_reference_polar_factor(
+    shape: tuple[int, int], options: dict[str, object]
+) -> None:
+    layer = _layer(*shape, **options)
     _perturb(layer)
     assert np.abs(layer.weight.detach().numpy() - layer.to_reference()).max() <= KERNEL_MATCH
     tolerance = matrix_orthogonality_tolerance(np.float64, min(shape))
     assert layer.orthogonality_defect() <= tolerance
 
 
+@pytest.mark.parametrize("options", ORTHOGONALIZERS, ids=["bjorck", "polar"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_claims_and_gnp(shape: tuple[int, int]) -> None:
+def test_claims_and_gnp(shape: tuple[int, int], options: dict[str, object]) -> None:
     in_features, out_features = shape
-    layer = _layer(in_features, out_features, bjorck_iters=40)
+    layer = _layer(in_features, out_features, **options)
     _perturb(layer)
     expected = {"lipschitz"} | ({"gnp"} if out_features <= in_features else set())
     expected |= {"orthogonal"} if out_features == in_features else set()

@@ -12,6 +12,7 @@ from gnpcheck.nn.orthogonalize import (
     bjorck,
     bjorck_orthonormalize,
     orthonormalize,
+    polar_orthonormalize,
     projectors,
     qr_orthonormalize,
     spectral_norm_bound,
@@ -134,6 +135,33 @@ def test_projector_closed_form_backward_matches_finite_differences(
 ) -> None:
     a = _gaussian(*shape, seed=len(shape)).requires_grad_()
     assert torch.autograd.gradcheck(projectors, (a,))
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (7, 3), (2, 6, 4)])
+def test_polar_factor_is_u_v_transposed_and_its_backward_matches_finite_differences(
+    shape: tuple[int, ...],
+) -> None:
+    a = _gaussian(*shape, seed=sum(shape))
+    u, _, vh = torch.linalg.svd(a, full_matrices=False)
+    assert torch.abs(polar_orthonormalize(a) - u @ vh).max() <= KERNEL_MATCH
+    assert torch.autograd.gradcheck(polar_orthonormalize, (a.requires_grad_(),))
+
+
+def test_polar_backward_is_finite_at_repeated_singular_values() -> None:
+    """At an orthonormal matrix every singular value is 1: the closed form divides by
+    ``s_i + s_j``, never by ``s_i - s_j``, and matches finite differences there too."""
+    a = torch.linalg.qr(_gaussian(6, 4))[0].requires_grad_()
+    assert torch.autograd.gradcheck(polar_orthonormalize, (a,))
+
+
+def test_polar_factor_of_an_ill_conditioned_matrix() -> None:
+    """kappa = 1e5: the SVD keeps the factor orthonormal to float64 rounding."""
+    a = _ill_conditioned(8, 4, 1e5).float()
+    q = polar_orthonormalize(a)
+    assert q.dtype == torch.float32
+    assert_orthonormal_columns(q.double().numpy(), dtype=np.float32)
+    u, _, vh = torch.linalg.svd(a.double(), full_matrices=False)
+    assert torch.abs(q.double() - u @ vh).max() <= 4 * torch.finfo(torch.float32).eps
 
 
 def test_gradients_flow_through_both_methods() -> None:

@@ -67,5 +67,4 @@ def tiny_config(tiny_mnist: Path) -> TrainConfig:
         threads=1,
         data_dir=str(tiny_mnist),
         progress=False,
-        linear_bjorck_iters=8,
     )

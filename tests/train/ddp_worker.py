@@ -22,7 +22,6 @@ SETTINGS = {
     "lr": 0.001,
     "threads": 1,
     "progress": False,
-    "linear_bjorck_iters": 8,
     "train_examples": 128,
     "test_examples": 16,
 }

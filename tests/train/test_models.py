@@ -48,7 +48,11 @@ def test_small_is_the_seeds_small_network() -> None:
 
 
 def test_large_and_fc3_have_the_seeds_widths() -> None:
-    large = _shapes(build_model("large", options=LayerOptions(linear_bjorck_iters=1)))
+    large = _shapes(
+        build_model(
+            "large", options=LayerOptions(linear_orthogonalizer="bjorck", linear_bjorck_iters=1)
+        )
+    )
     assert [large[f"conv{i}"] for i in range(1, 5)] == [
         (32, 28, 28), (32, 14, 14), (64, 14, 14), (64, 7, 7),
     ]  # fmt: skip
@@ -65,7 +69,7 @@ def test_large_and_fc3_have_the_seeds_widths() -> None:
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_each_conv_and_activation_is_used_and_every_parameter_learns(conv: str, act: str) -> None:
     torch.manual_seed(0)
-    model = build_model("small", conv, act, LayerOptions(padding="same", linear_bjorck_iters=4))
+    model = build_model("small", conv, act, LayerOptions(padding="same"))
     assert all(isinstance(m, _CONV_CLASSES[conv]) for m in (model.conv1, model.conv2))
     assert all(m.padding == "same" for m in (model.conv1, model.conv2))
     activation = MaxMin if act == "maxmin" else nn.ReLU
@@ -78,11 +82,19 @@ def test_each_conv_and_activation_is_used_and_every_parameter_learns(conv: str, 
 
 
 def test_layer_options_reach_the_layers() -> None:
-    options = LayerOptions(orthogonalizer="bjorck", bjorck_iters=7, linear_bjorck_iters=5)
+    options = LayerOptions(
+        orthogonalizer="bjorck",
+        bjorck_iters=7,
+        linear_orthogonalizer="bjorck",
+        linear_bjorck_iters=5,
+    )
     model = build_model("small", options=options)
     assert model.conv1.orthogonalizer == "bjorck"
     assert model.conv1.bjorck_iters == 7
     assert model.linear1.bjorck_iters == 5
+    default = build_model("small")
+    assert default.linear1.orthogonalizer == "polar"
+    assert default.linear1.bjorck_iters is None
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from gnpcheck.train.loop import train
 def trained(tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> torch.nn.Module:
     config = TrainConfig(
         epochs=3, batch_size=32, lr=0.01, threads=1, data_dir=str(tiny_mnist), progress=False,
-        linear_bjorck_iters=8,
     )  # fmt: skip
     return train(config, tmp_path_factory.mktemp("run")).model
 

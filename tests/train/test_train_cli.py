@@ -14,7 +14,7 @@ from gnpcheck.train_cli import main
 @pytest.fixture(scope="module")
 def checkpoint(tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli-run")
-    flags = ["--batch-size", "32", "--threads", "1", "--no-progress", "--linear-bjorck-iters", "8"]
+    flags = ["--batch-size", "32", "--threads", "1", "--no-progress"]
     assert (
         main(["train", "--out", str(out), "--data-dir", str(tiny_mnist), "--epochs", "1", *flags])
         == 0

@@ -64,6 +64,11 @@ def test_none_clears_an_optional_setting() -> None:
             InvalidArgumentError,
             r"average_decay=1.0, but it must be in \[0, 1\)",
         ),
+        (
+            {"linear_bjorck_iters": 5},
+            InvalidArgumentError,
+            "linear_bjorck_iters=5, but linear_orthogonalizer='polar' has no iterations",
+        ),
     ],
     ids=[
         "unknown",
@@ -76,6 +81,7 @@ def test_none_clears_an_optional_setting() -> None:
         "time",
         "device",
         "average",
+        "polar-iters",
     ],
 )
 def test_bad_settings_name_the_key(values: dict[str, object], error: type, match: str) -> None:
