@@ -14,6 +14,7 @@ import numpy as np
 from gnpcheck.errors import InvalidArgumentError
 
 __all__ = [
+    "FLOAT64_KERNEL_AGREEMENT",
     "GNP_FACTOR",
     "MATRIX_ORTHOGONALITY_FACTOR",
     "ORTHOGONALITY_FACTOR",
@@ -44,6 +45,15 @@ PROJECTOR_FACTOR = 10.0
 #: ``| ||J^T g|| - ||g|| | / ||g||`` is bounded by the orthogonality defect, so the same
 #: ``10 * m * eps`` budget applies.
 GNP_FACTOR = 10.0
+
+#: Absolute agreement of two float64 constructions of the same kernel from the same factors
+#: by different routes (the layers' torch code and the NumPy reference, a cached kernel and a
+#: fresh one, CPU and GPU, a layer and its export), and of the outputs they give on O(1)
+#: inputs. Each entry sums about ``n * K^2`` rounded products of O(1) factors (n channels, K
+#: taps per axis), so two routes agree to about ``n * K^2 * eps`` (2e-13 at n = 16, K = 7);
+#: 1e-12 leaves headroom and stays far below the O(1) or O(sqrt(eps)) errors of a wrong
+#: construction.
+FLOAT64_KERNEL_AGREEMENT = 1e-12
 
 
 def _float_info(dtype: Any) -> Any:

@@ -38,8 +38,14 @@ def positive_int(value: object, name: str) -> int:
     return value
 
 
-def equal_sizes(value: object, name: str, spatial_ndim: int) -> int:
-    """An int, or a tuple/list of ``spatial_ndim`` equal ints (BCOP kernels are square)."""
+def equal_sizes(
+    value: object,
+    name: str,
+    spatial_ndim: int,
+    reason: str = "the sizes must be equal along every axis",
+) -> int:
+    """An int, or a tuple/list of ``spatial_ndim`` equal ints (BCOP kernels are square);
+    ``reason`` says in the message why unequal sizes are refused."""
     if isinstance(value, tuple | list):
         if len(value) != spatial_ndim:
             raise InvalidArgumentError(
@@ -47,20 +53,23 @@ def equal_sizes(value: object, name: str, spatial_ndim: int) -> int:
             )
         sizes = [positive_int(item, name) for item in value]
         if len(set(sizes)) != 1:
-            raise InvalidArgumentError(
-                f"{name}={value!r}, but the sizes must be equal along every axis"
-            )
+            raise InvalidArgumentError(f"{name}={value!r}, but {reason}")
         return sizes[0]
     return positive_int(value, name)
 
 
-def padding_mode(value: object) -> Padding:
-    """``"circular"`` or ``"same"``; numeric padding and other modes cannot be honoured."""
+def padding_mode(
+    value: object, circular: str = "orthogonal", same: str = "zeros, 1-Lipschitz"
+) -> Padding:
+    """``"circular"`` or ``"same"``; numeric padding and other modes cannot be honoured.
+
+    ``circular`` and ``same`` say in the message what each mode gives the layer.
+    """
     if value not in PADDINGS:
         raise InvalidArgumentError(
-            f"padding={value!r}, but it must be 'circular' (orthogonal) or 'same' (zeros, "
-            "1-Lipschitz); numeric padding and other modes (reflect, replicate) would change "
-            "the operator the constraint is about"
+            f"padding={value!r}, but it must be 'circular' ({circular}) or 'same' ({same}); "
+            "numeric padding and other modes (reflect, replicate) would change the operator "
+            "the constraint is about"
         )
     return "circular" if value == "circular" else "same"
 
@@ -80,10 +89,19 @@ def boolean(value: object, name: str) -> bool:
     return value
 
 
-def padding_widths(kernel_size: int, spatial_ndim: int) -> tuple[int, ...]:
-    """``F.pad`` widths: ``c = (K - 1) // 2`` before and ``K - 1 - c`` after every axis."""
-    before = (kernel_size - 1) // 2
-    return (before, kernel_size - 1 - before) * spatial_ndim
+def padding_widths(
+    kernel_size: int | tuple[int, ...], spatial_ndim: int, adjoint: bool = False
+) -> tuple[int, ...]:
+    """``F.pad`` widths (last axis first): ``c = (K - 1) // 2`` before and ``K - 1 - c`` after
+    each axis, ``K`` the kernel size along it (an int: the same along every axis, a tuple: one
+    per axis, first axis first). ``adjoint``: the split reversed (``K - 1 - c`` before, ``c``
+    after), the padding of the adjoint convolution (flipped, transposed kernel)."""
+    sizes = (kernel_size,) * spatial_ndim if isinstance(kernel_size, int) else kernel_size
+    widths: tuple[int, ...] = ()
+    for size in reversed(sizes):
+        before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+        widths += (after, before) if adjoint else (before, after)
+    return widths
 
 
 def check_input(

@@ -12,7 +12,7 @@ and is sorted in descending order. ``GroupSort(2)`` is therefore ``MaxMin``:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,7 +39,10 @@ def _check_axis(x: torch.Tensor, dim: int, group_size: int) -> int:
 
 
 class _Sorting(nn.Module):
-    claims: ClassVar[frozenset[str]] = frozenset({"lipschitz", "gnp"})
+    @property
+    def claims(self) -> frozenset[str]:
+        """``"lipschitz"`` and ``"gnp"``: the Jacobian is a permutation, chosen piecewise."""
+        return frozenset({"lipschitz", "gnp"})
 
     def lipschitz_bound(self) -> float:
         """1: a permutation of the input, chosen piecewise."""

@@ -1,15 +1,14 @@
 """The interface every constrained convolution of :mod:`gnpcheck.nn` shares.
 
-A constrained layer states its claims (``claims``), its claimed Lipschitz bound
-(:meth:`lipschitz_bound`), exposes the kernel it applies (``weight``, PyTorch layout), and
-exports itself to plain PyTorch modules (:meth:`export`). The audit and the certificates
-check these claims instead of trusting them.
+A constrained layer states its claims (``claims``, a property: they may depend on the
+configuration), its claimed Lipschitz bound (:meth:`lipschitz_bound`), exposes the kernel it
+applies (``weight``, PyTorch layout), and exports itself to plain PyTorch modules
+(:meth:`export`). The audit and the certificates check these claims instead of trusting them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -24,11 +23,14 @@ Claim = str
 class ConstrainedConv(nn.Module, ABC):
     """Base class of the constrained convolutions (BCOP and the baselines).
 
-    Subclasses set ``claims`` and implement ``weight``, :meth:`lipschitz_bound`,
-    :meth:`export` and ``forward``.
+    Subclasses implement ``claims``, ``weight``, :meth:`lipschitz_bound`, :meth:`export` and
+    ``forward``.
     """
 
-    claims: ClassVar[frozenset[Claim]] = frozenset()
+    @property
+    @abstractmethod
+    def claims(self) -> frozenset[Claim]:
+        """What the layer claims in its current configuration (padding, channels, stride)."""
 
     @property
     @abstractmethod

@@ -195,7 +195,7 @@ class _BCOPConvNd(ConstrainedConv):
         return kernel if differentiating((self.h_tilde, self.r_tilde)) else kernel.clone()
 
     @property
-    def claims(self) -> frozenset[Claim]:  # type: ignore[override]
+    def claims(self) -> frozenset[Claim]:
         """What the layer claims, exactly (docs/layers.rst, Note [claims]).
 
         ``"lipschitz"`` always. With circular padding (or a one-tap kernel, which pads

@@ -46,11 +46,15 @@ def unshuffle(x: torch.Tensor, factor: int, spatial_ndim: int) -> torch.Tensor:
 
 class _InvertibleDownsamplingNd(nn.Module):
     spatial_ndim: ClassVar[int]
-    claims: ClassVar[frozenset[str]] = frozenset({"lipschitz", "orthogonal", "gnp"})
 
     def __init__(self, factor: int) -> None:
         super().__init__()
         self.factor = positive_int(factor, "factor")
+
+    @property
+    def claims(self) -> frozenset[str]:
+        """``"lipschitz"``, ``"orthogonal"`` and ``"gnp"``: the map is a permutation."""
+        return frozenset({"lipschitz", "orthogonal", "gnp"})
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != self.spatial_ndim + 2:

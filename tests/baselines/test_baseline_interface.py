@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gnpcheck.audit.claims import declared_claims
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 from gnpcheck.nn.base import ConstrainedConv
 from gnpcheck.nn.baselines import OSSNConv2d, RKOConv2d, SVCMConv2d
@@ -42,10 +43,28 @@ def _input(in_channels: int, batch: int = 3, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, in_channels, SIZE, SIZE, dtype=torch.float64, generator=generator)
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
 @pytest.mark.parametrize("cls", LAYERS)
-def test_interface_and_claims(cls: type[ConstrainedConv]) -> None:
+def test_interface_and_claims(cls: type[ConstrainedConv], config: tuple[Any, ...]) -> None:
     assert issubclass(cls, ConstrainedConv)
-    assert cls.claims == frozenset({"lipschitz"})
+    assert _build(cls, config).claims == frozenset({"lipschitz"})
+
+
+def test_audit_reads_claims_from_a_property_or_a_class_attribute() -> None:
+    """The audit reads ``claims`` from the instance: a property (these layers, BCOP) and a
+    class attribute (a module written elsewhere) both count."""
+
+    class Attribute(nn.Module):
+        claims: ClassVar[frozenset[str]] = frozenset({"lipschitz", "gnp"})
+
+    class Property(nn.Module):
+        @property
+        def claims(self) -> frozenset[str]:
+            return frozenset({"lipschitz", "orthogonal"})
+
+    assert declared_claims(RKOConv2d(2, 2, 3)) == frozenset({"lipschitz"})
+    assert declared_claims(Attribute()) == frozenset({"lipschitz", "gnp"})
+    assert declared_claims(Property()) == frozenset({"lipschitz", "orthogonal"})
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=str)
@@ -204,11 +223,17 @@ BAD_CONSTRUCTION = [
         InvalidArgumentError,
         r"kernel_size=\(3, 3\), but with stride=2",
     ),
-    ("padding_zeros_word", {"padding": "zeros"}, InvalidArgumentError, r"padding='zeros', but"),
+    (
+        "padding_zeros_word",
+        {"padding": "zeros"},
+        InvalidArgumentError,
+        r"padding='zeros', but it must be 'circular' \(wraps around, same size\) or 'same' "
+        r"\(zeros, same size\)",
+    ),
     ("padding_reflect", {"padding": "reflect"}, InvalidArgumentError, r"padding='reflect', but"),
     ("padding_int", {"padding": 1}, InvalidArgumentError, r"padding=1, but"),
     ("padding_valid", {"padding": "valid"}, InvalidArgumentError, r"padding='valid', but"),
-    ("bias_string", {"bias": "yes"}, InvalidTypeError, r"bias='yes', but"),
+    ("bias_string", {"bias": "yes"}, InvalidTypeError, r"bias='yes', but it must be a bool"),
 ]
 SIZED_BAD = [
     (
@@ -279,14 +304,20 @@ BAD_INPUTS = [
         "wrong_channels",
         torch.zeros(1, 3, 8, 8),
         InvalidArgumentError,
-        r"x has shape \(1, 3, 8, 8\), but it must be \(batch, 2, H, W\)",
+        r"input has shape \(1, 3, 8, 8\), but it must be \(batch, 2, H, W\)",
     ),
-    ("unbatched", torch.zeros(2, 8, 8), InvalidArgumentError, r"x has shape \(2, 8, 8\), but"),
+    ("unbatched", torch.zeros(2, 8, 8), InvalidArgumentError, r"input has shape \(2, 8, 8\), but"),
     (
         "dtype_mismatch",
         torch.zeros(1, 2, 8, 8, dtype=torch.float64),
         InvalidArgumentError,
-        r"x has dtype torch\.float64, but the layer's parameters are torch\.float32",
+        r"input has dtype torch\.float64, but the layer's parameters are torch\.float32",
+    ),
+    (
+        "device_mismatch",
+        torch.zeros(1, 2, 8, 8, device="meta"),
+        InvalidArgumentError,
+        r"input is on meta, but the layer's parameters are on cpu",
     ),
     (
         "odd_size_for_stride",
@@ -298,7 +329,7 @@ BAD_INPUTS = [
         "not_a_tensor",
         np.zeros((1, 2, 8, 8), dtype=np.float32),
         InvalidTypeError,
-        r"x=ndarray, but it must be a torch\.Tensor",
+        r"input is a ndarray, but it must be a torch\.Tensor",
     ),
 ]
 

@@ -140,10 +140,11 @@ def test_eval_runs_more_iterations_than_training() -> None:
 
 
 def test_adjoint_is_the_transpose() -> None:
-    """<A x, y> = <x, A^T y> for both paddings and odd/even kernels (power iteration needs it)."""
+    """<A x, y> = <x, A^T y> for both paddings, odd/even and non-square kernels (power
+    iteration needs it)."""
     generator = torch.Generator().manual_seed(0)
     for padding in ("circular", "same"):
-        for k in (1, 2, 3, 4):
+        for k in (1, 2, 3, 4, (2, 3), (3, 2)):
             layer = OSSNConv2d(3, 2, k, padding=padding, input_size=6).double()
             x = torch.randn(1, 3, 6, 6, dtype=torch.float64, generator=generator)
             y = torch.randn(1, 2, 6, 6, dtype=torch.float64, generator=generator)

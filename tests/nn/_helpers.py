@@ -14,7 +14,6 @@ from gnpcheck.reference import circular_conv, from_torch_layout
 
 __all__ = [
     "BCOP_CLASSES",
-    "KERNEL_MATCH",
     "dense_jacobian",
     "layer_input",
     "make_bcop",
@@ -22,11 +21,6 @@ __all__ = [
     "same_config",
     "taps_first",
 ]
-
-#: Agreement of a float64 layer kernel with the reference kernel built from the same
-#: parameters (the figure the layers promise): far above float64 rounding of products of
-#: O(1) matrices (~1e-15), far below any construction error.
-KERNEL_MATCH = 1e-12
 
 BCOP_CLASSES: list[type[_BCOPConvNd]] = [BCOPConv1d, BCOPConv2d]
 

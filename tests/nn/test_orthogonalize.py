@@ -20,8 +20,7 @@ from gnpcheck.nn.orthogonalize import (
 from gnpcheck.reference import bjorck as reference_bjorck
 from gnpcheck.reference import orthonormalize as reference_orthonormalize
 from gnpcheck.reference import projector as reference_projector
-
-from ._helpers import KERNEL_MATCH
+from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT
 
 SHAPES = [(5, 5), (7, 3), (6, 1), (8, 4)]
 
@@ -44,7 +43,7 @@ def _ill_conditioned(n: int, k: int, condition: float, seed: int = 0) -> torch.T
 def test_qr_matches_reference_qr(shape: tuple[int, int]) -> None:
     a = _gaussian(*shape)
     expected = reference_orthonormalize(a.numpy(), method="qr")
-    assert np.abs(qr_orthonormalize(a).numpy() - expected).max() <= KERNEL_MATCH
+    assert np.abs(qr_orthonormalize(a).numpy() - expected).max() <= FLOAT64_KERNEL_AGREEMENT
 
 
 def test_qr_is_batched() -> None:
@@ -65,7 +64,7 @@ def test_qr_computes_in_float64_and_returns_the_requested_dtype() -> None:
     q = qr_orthonormalize(a, torch.float64)
     assert q.dtype == torch.float64
     expected = reference_orthonormalize(a.double().numpy(), method="qr")
-    assert np.abs(q.numpy() - expected).max() <= KERNEL_MATCH
+    assert np.abs(q.numpy() - expected).max() <= FLOAT64_KERNEL_AGREEMENT
     assert torch.equal(qr_orthonormalize(a), q.float())
 
 
@@ -80,14 +79,14 @@ def test_qr_float32_is_orthonormal_to_float32_rounding_for_any_conditioning() ->
 def test_bjorck_iterations_match_the_reference(order: int) -> None:
     a = _gaussian(7, 4) / 4.0
     expected = reference_bjorck(a.numpy(), 6, order)
-    assert np.abs(bjorck(a, 6, order).numpy() - expected).max() <= KERNEL_MATCH
+    assert np.abs(bjorck(a, 6, order).numpy() - expected).max() <= FLOAT64_KERNEL_AGREEMENT
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_bjorck_converges_to_the_polar_factor(shape: tuple[int, int]) -> None:
     a = _gaussian(*shape)
     polar = reference_orthonormalize(a.numpy(), method="polar")
-    assert np.abs(bjorck_orthonormalize(a, 40).numpy() - polar).max() <= KERNEL_MATCH
+    assert np.abs(bjorck_orthonormalize(a, 40).numpy() - polar).max() <= FLOAT64_KERNEL_AGREEMENT
 
 
 def test_bjorck_with_too_few_iterations_is_visibly_not_converged() -> None:
@@ -114,7 +113,7 @@ def test_projectors_are_the_reference_projectors(method: str, rank: int) -> None
     p = basis @ basis.mT
     for i in range(2):
         expected = reference_projector(r[i].numpy(), method="qr")
-        assert np.abs(p[i].numpy() - expected).max() <= KERNEL_MATCH
+        assert np.abs(p[i].numpy() - expected).max() <= FLOAT64_KERNEL_AGREEMENT
         assert_symmetric_projector(p[i].numpy(), rank=rank)
 
 
@@ -126,7 +125,7 @@ def test_projectors_function_is_q_q_transposed(method: str, rank: int) -> None:
     p = projectors(r, method, 40)  # type: ignore[arg-type]
     assert p.dtype == torch.float64
     assert p.shape == (3, 5, 5)
-    assert torch.abs(p - basis @ basis.mT).max() <= KERNEL_MATCH
+    assert torch.abs(p - basis @ basis.mT).max() <= FLOAT64_KERNEL_AGREEMENT
 
 
 @pytest.mark.parametrize("shape", [(5, 2), (3, 6, 3), (4, 4)])
@@ -143,7 +142,7 @@ def test_polar_factor_is_u_v_transposed_and_its_backward_matches_finite_differen
 ) -> None:
     a = _gaussian(*shape, seed=sum(shape))
     u, _, vh = torch.linalg.svd(a, full_matrices=False)
-    assert torch.abs(polar_orthonormalize(a) - u @ vh).max() <= KERNEL_MATCH
+    assert torch.abs(polar_orthonormalize(a) - u @ vh).max() <= FLOAT64_KERNEL_AGREEMENT
     assert torch.autograd.gradcheck(polar_orthonormalize, (a.requires_grad_(),))
 
 

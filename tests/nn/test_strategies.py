@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, GroupSort, MaxMin
 from gnpcheck.nn.strategies import bcop_layers, bjorck_linear_layers, gnp_activations, layer_inputs
-from gnpcheck.tolerances import gnp_tolerance, orthogonality_tolerance
+from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT, gnp_tolerance, orthogonality_tolerance
 
-from ._helpers import KERNEL_MATCH, reference_forward
+from ._helpers import reference_forward
 
 
 @given(st.data())
@@ -22,10 +22,12 @@ def test_drawn_layers_match_the_reference_and_keep_their_claims(data: st.DataObj
     x = data.draw(layer_inputs(layer)).requires_grad_()
     note(f"{layer} on input {tuple(x.shape)}")
     y = layer(x)
-    assert np.abs(y.detach().numpy() - reference_forward(layer, x)).max() <= KERNEL_MATCH
+    assert (
+        np.abs(y.detach().numpy() - reference_forward(layer, x)).max() <= FLOAT64_KERNEL_AGREEMENT
+    )
     assert (
         np.abs(layer.weight.detach().numpy() - layer.to_reference().torch_weight()).max()
-        <= KERNEL_MATCH
+        <= FLOAT64_KERNEL_AGREEMENT
     )
     smallest = layer.kernel_size[0]  # the circular spectrum needs the kernel to fit
     grid = tuple(max(side, smallest) for side in x.shape[2:])

@@ -14,35 +14,23 @@ split reversed (``K - 1 - c`` before, ``c`` after).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
-from gnpcheck.nn.base import ConstrainedConv
+from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.nn._arguments import (
+    Padding,
+    boolean,
+    check_input,
+    equal_sizes,
+    padding_mode,
+    padding_widths,
+    positive_int,
+)
+from gnpcheck.nn.base import Claim, ConstrainedConv
 
-__all__ = [
-    "BaselineConv2d",
-    "InputSizedConv2d",
-    "Padding",
-    "as_input_size",
-    "padding_widths",
-    "positive_int",
-]
-
-Padding = Literal["circular", "same"]
-_PADDINGS: tuple[str, ...] = ("circular", "same")
-
-
-def positive_int(value: object, name: str) -> int:
-    """``value`` if it is an int >= 1; otherwise an error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidTypeError(f"{name}={value!r}, but it must be an int")
-    if value < 1:
-        raise InvalidArgumentError(f"{name}={value}, but it must be at least 1")
-    return value
+__all__ = ["BaselineConv2d", "InputSizedConv2d", "as_input_size"]
 
 
 def _pair(value: object, name: str) -> tuple[int, int]:
@@ -52,16 +40,6 @@ def _pair(value: object, name: str) -> tuple[int, int]:
         return positive_int(value[0], name), positive_int(value[1], name)
     size = positive_int(value, name)
     return size, size
-
-
-def _stride(value: object) -> int:
-    """One downsampling factor: an int, or a pair of equal ints (as ``nn.Conv2d`` accepts)."""
-    first, second = _pair(value, "stride")
-    if first != second:
-        raise InvalidArgumentError(
-            f"stride={value!r}, but the pixel unshuffle needs the same factor on both axes"
-        )
-    return first
 
 
 def as_input_size(
@@ -82,23 +60,12 @@ def as_input_size(
     return size
 
 
-def padding_widths(
-    kernel_size: tuple[int, int], adjoint: bool = False
-) -> tuple[int, int, int, int]:
-    """``F.pad`` widths (last axis first): ``c`` before and ``K - 1 - c`` after each axis,
-    ``c = (K - 1) // 2``; the other way round for the adjoint."""
-    (top, bottom), (left, right) = (((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel_size)
-    if adjoint:
-        top, bottom, left, right = bottom, top, right, left
-    return left, right, top, bottom
-
-
 class BaselineConv2d(ConstrainedConv):
     """Arguments, bias, striding, padding and export shared by the baselines.
 
-    Subclasses implement ``weight`` (the inner stride-1 kernel,
-    ``(out_channels, in_channels * stride**2, *kernel_size // stride)``), ``lipschitz_bound``
-    and ``forward`` (usually ``self._apply_conv(x, self.weight)``).
+    Every baseline claims ``"lipschitz"`` only. Subclasses implement ``weight`` (the inner
+    stride-1 kernel, ``(out_channels, in_channels * stride**2, *kernel_size // stride)``),
+    ``lipschitz_bound`` and ``forward`` (usually ``self._apply_conv(x, self.weight)``).
     """
 
     def __init__(
@@ -114,19 +81,16 @@ class BaselineConv2d(ConstrainedConv):
         self.in_channels = positive_int(in_channels, "in_channels")
         self.out_channels = positive_int(out_channels, "out_channels")
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _stride(stride)
+        self.stride = equal_sizes(
+            stride, "stride", 2, "the pixel unshuffle needs the same factor on both axes"
+        )
         if any(k % self.stride for k in self.kernel_size):
             raise InvalidArgumentError(
                 f"kernel_size={self.kernel_size}, but with stride={self.stride} each kernel size "
                 "must be a multiple of the stride (the inner kernel has kernel_size // stride taps)"
             )
-        if padding not in _PADDINGS:
-            raise InvalidArgumentError(
-                f"padding={padding!r}, but it must be 'circular' or 'same' (zeros, same size)"
-            )
-        self.padding: Padding = padding
-        if not isinstance(bias, bool):
-            raise InvalidTypeError(f"bias={bias!r}, but it must be a bool")
+        self.padding: Padding = padding_mode(padding, "wraps around, same size", "zeros, same size")
+        boolean(bias, "bias")
         self.inner_in_channels = self.in_channels * self.stride**2
         self.inner_kernel_size = (
             self.kernel_size[0] // self.stride,
@@ -138,6 +102,11 @@ class BaselineConv2d(ConstrainedConv):
             bound = fan_in**-0.5
             self.bias = nn.Parameter(torch.empty(self.out_channels).uniform_(-bound, bound))
 
+    @property
+    def claims(self) -> frozenset[Claim]:
+        """``"lipschitz"``, for every configuration (docs/baselines.rst)."""
+        return frozenset({"lipschitz"})
+
     def _new_kernel(self) -> nn.Parameter:
         """A kernel of the inner shape with ``nn.Conv2d``'s default initialization."""
         shape = (self.out_channels, self.inner_in_channels, *self.inner_kernel_size)
@@ -145,18 +114,10 @@ class BaselineConv2d(ConstrainedConv):
         nn.init.kaiming_uniform_(kernel, a=5**0.5)
         return nn.Parameter(kernel)
 
-    def _check_input(self, x: torch.Tensor, dtype: torch.dtype) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise InvalidTypeError(f"x={type(x).__name__}, but it must be a torch.Tensor")
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise InvalidArgumentError(
-                f"x has shape {tuple(x.shape)}, but it must be (batch, {self.in_channels}, H, W)"
-            )
-        if x.dtype != dtype:
-            raise InvalidArgumentError(
-                f"x has dtype {x.dtype}, but the layer's parameters are {dtype}; convert one "
-                "with .to(dtype)"
-            )
+    def _check_input(self, x: torch.Tensor, weight: torch.Tensor) -> None:
+        check_input(
+            x, channels=self.in_channels, spatial_ndim=2, dtype=weight.dtype, device=weight.device
+        )
         as_input_size(tuple(x.shape[-2:]), self.stride, self.inner_kernel_size, "x.shape[-2:]")
 
     def _unshuffle(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +125,7 @@ class BaselineConv2d(ConstrainedConv):
 
     def _pad(self, x: torch.Tensor, adjoint: bool = False) -> torch.Tensor:
         mode = "circular" if self.padding == "circular" else "constant"
-        return F.pad(x, padding_widths(self.inner_kernel_size, adjoint), mode=mode)
+        return F.pad(x, padding_widths(self.inner_kernel_size, 2, adjoint), mode=mode)
 
     def _linear(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """The inner convolution (no bias) on the downsampled grid."""
@@ -175,7 +136,7 @@ class BaselineConv2d(ConstrainedConv):
         return F.conv2d(self._pad(y, adjoint=True), weight.flip(2, 3).transpose(0, 1))
 
     def _apply_conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        self._check_input(x, weight.dtype)
+        self._check_input(x, weight)
         y = self._linear(self._unshuffle(x), weight)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
@@ -209,7 +170,8 @@ class BaselineConv2d(ConstrainedConv):
                 conv.bias.copy_(self.bias)
         modules: list[nn.Module] = [nn.PixelUnshuffle(self.stride)] if self.stride > 1 else []
         if not circular and not odd:
-            modules.append(nn.ZeroPad2d(padding_widths(self.inner_kernel_size)))
+            left, right, top, bottom = padding_widths(self.inner_kernel_size, 2)
+            modules.append(nn.ZeroPad2d((left, right, top, bottom)))
         modules.append(conv)
         return conv if len(modules) == 1 else nn.Sequential(*modules)
 

@@ -17,12 +17,12 @@ when :math:`\sigma_{\max}(A_V) > 1`. The claimed bound 1 is only as good as the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from gnpcheck.nn.base import Claim
-from gnpcheck.nn.baselines._conv_common import InputSizedConv2d, Padding, positive_int
+from gnpcheck.nn._arguments import Padding, positive_int
+from gnpcheck.nn.baselines._conv_common import InputSizedConv2d
 
 __all__ = ["OSSNConv2d"]
 
@@ -54,7 +54,6 @@ class OSSNConv2d(InputSizedConv2d):
         InvalidArgumentError, InvalidTypeError: an argument out of range or of the wrong type.
     """
 
-    claims: ClassVar[frozenset[Claim]] = frozenset({"lipschitz"})
     power_vector: torch.Tensor
 
     def __init__(
@@ -136,7 +135,7 @@ class OSSNConv2d(InputSizedConv2d):
         return 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x, self.raw_weight.dtype)
+        self._check_input(x, self.raw_weight)
         if self._tie_input_size(x):
             self._init_power_vector()
         if self.training:

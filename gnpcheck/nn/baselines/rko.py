@@ -16,12 +16,11 @@ contracting, which is the weakness of RKO the BCOP paper points out.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 
-from gnpcheck.nn.base import Claim
-from gnpcheck.nn.baselines._conv_common import BaselineConv2d, Padding, positive_int
+from gnpcheck.nn._arguments import Padding, positive_int
+from gnpcheck.nn.baselines._conv_common import BaselineConv2d
 
 __all__ = ["RKOConv2d", "bjorck_semi_orthogonal"]
 
@@ -65,8 +64,6 @@ class RKOConv2d(BaselineConv2d):
     Raises:
         InvalidArgumentError, InvalidTypeError: an argument out of range or of the wrong type.
     """
-
-    claims: ClassVar[frozenset[Claim]] = frozenset({"lipschitz"})
 
     def __init__(
         self,

@@ -17,14 +17,14 @@ kernel from its symbol in float64. One projection costs an FFT and :math:`N_1 N_
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch.utils.hooks import RemovableHandle
 
 from gnpcheck.errors import InvalidArgumentError
-from gnpcheck.nn.base import Claim
-from gnpcheck.nn.baselines._conv_common import InputSizedConv2d, Padding, positive_int
+from gnpcheck.nn._arguments import Padding, positive_int
+from gnpcheck.nn.baselines._conv_common import InputSizedConv2d
 
 __all__ = [
     "SVCMConv2d",
@@ -116,8 +116,6 @@ class SVCMConv2d(InputSizedConv2d):
         InvalidArgumentError, InvalidTypeError: an argument out of range or of the wrong type.
     """
 
-    claims: ClassVar[frozenset[Claim]] = frozenset({"lipschitz"})
-
     def __init__(
         self,
         in_channels: int,
@@ -184,6 +182,6 @@ class SVCMConv2d(InputSizedConv2d):
         return optimizer.register_step_post_hook(hook)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x, self.raw_weight.dtype)
+        self._check_input(x, self.raw_weight)
         self._tie_input_size(x)
         return self._apply_conv(x, self.raw_weight)
