@@ -146,11 +146,7 @@ class _BCOPConvNd(ConstrainedConv):
             return 0
         if bjorck_iters is None:
             return DEFAULT_BJORCK_ITERS
-        if isinstance(bjorck_iters, bool) or not isinstance(bjorck_iters, int):
-            raise InvalidTypeError(f"bjorck_iters={bjorck_iters!r}, but it must be an int")
-        if bjorck_iters < 1:
-            raise InvalidArgumentError(f"bjorck_iters={bjorck_iters}, but it must be at least 1")
-        return bjorck_iters
+        return positive_int(bjorck_iters, "bjorck_iters")
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Haar-random ``h_tilde`` and orthonormal ``r_tilde`` (a random BCOP kernel), bias 0.
