@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from gnpcheck import __version__
 from gnpcheck.audit_cli import add_audit_parser, run_audit_command
 from gnpcheck.train_cli import TRAIN_COMMANDS, add_train_parsers, run_train_command
+from gnpcheck.wasserstein_cli import add_wasserstein_parser, run_wasserstein_command
 
 __all__ = ["build_parser", "main"]
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, default=0, help="seed of the random kernels (default 0)")
     add_audit_parser(commands)
     add_train_parsers(commands)
+    add_wasserstein_parser(commands)
     return parser
 
 
@@ -59,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_audit_command(args)
     if args.command in TRAIN_COMMANDS:
         return run_train_command(args)
+    if args.command == "wasserstein":
+        return run_wasserstein_command(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -20,12 +20,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-from threadpoolctl import threadpool_limits
 
 from gnpcheck import __version__
 from gnpcheck.audit.analysis import Analysis, analyse, size_independent_claim, spectral_claim
@@ -55,6 +53,7 @@ from gnpcheck.audit.target import (
     target_name,
 )
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
+from gnpcheck.threads import limited_threads
 
 __all__ = ["audit", "second_shape"]
 
@@ -102,21 +101,6 @@ def _not_applicable(
         except TargetError as error:
             return f"the target does not run at input {second}: {error}"
     return None
-
-
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """Run with ``count`` threads in torch and in BLAS, restoring both afterwards."""
-    if count is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        with threadpool_limits(limits=count):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _validate(seed: object, lipschitz_constant: object, threads: object) -> None:
@@ -200,7 +184,7 @@ def audit(
     start = time.perf_counter()
     versions = {"gnpcheck": __version__, "torch": torch.__version__}
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with _threads(threads), torch.random.fork_rng(devices=devices):
+    with limited_threads(threads), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         try:
             built = run_before(

@@ -33,8 +33,6 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +47,7 @@ from gnpcheck.data.errors import DataFileError
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.models import LayerOptions, build_model
 from gnpcheck.nn.baselines import SVCMConv2d
+from gnpcheck.threads import limited_threads
 from gnpcheck.train.checkpoint import load_checkpoint, save_checkpoint
 from gnpcheck.train.config import BUDGET_FIELDS, TrainConfig, config_from_dict
 from gnpcheck.train.dataset import MNIST_SHAPE, mnist_tensors
@@ -180,16 +179,6 @@ def _write_history(history: list[dict[str, Any]], path: Path) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(buffer.getvalue())
     os.replace(temporary, path)
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class _Run:
@@ -391,7 +380,7 @@ def _loop(run: _Run, context: DistributedContext) -> str:
 
 
 def _execute(run: _Run, context: DistributedContext) -> TrainResult:
-    with _threads(run.config.threads):
+    with limited_threads(run.config.threads):
         stopped = _loop(run, context)
         difference = max_replica_difference(run.model, context)
     run.evaluated.eval()

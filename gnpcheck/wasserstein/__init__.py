@@ -17,6 +17,24 @@ from gnpcheck.wasserstein.critics import (
 )
 from gnpcheck.wasserstein.estimate import estimate, heldout_gap
 from gnpcheck.wasserstein.exact import exact_discrete_w1
+from gnpcheck.wasserstein.experiment import (
+    SEED_TABLE,
+    CriticTable,
+    OrderingClaim,
+    TableEntry,
+    format_table,
+    ordering_claims,
+    run_table,
+)
+from gnpcheck.wasserstein.gan import (
+    GeneratorConfig,
+    GeneratorRun,
+    load_generator,
+    resume_generator,
+    train_generator,
+)
+from gnpcheck.wasserstein.generator import Generator
+from gnpcheck.wasserstein.pairs import KnownDistance, Pair, expected_gaussian_norm, make_pair
 from gnpcheck.wasserstein.result import WassersteinEstimate
 from gnpcheck.wasserstein.samples import Samples
 
@@ -24,13 +42,30 @@ __all__ = [
     "CONV_LAYOUT",
     "CRITIC_ACTIVATIONS",
     "CRITIC_KINDS",
+    "SEED_TABLE",
     "CriticActivation",
     "CriticKind",
+    "CriticTable",
+    "Generator",
+    "GeneratorConfig",
+    "GeneratorRun",
+    "KnownDistance",
+    "OrderingClaim",
+    "Pair",
     "Samples",
+    "TableEntry",
     "WassersteinEstimate",
     "build_critic",
     "default_hidden",
     "estimate",
     "exact_discrete_w1",
+    "expected_gaussian_norm",
+    "format_table",
     "heldout_gap",
+    "load_generator",
+    "make_pair",
+    "ordering_claims",
+    "resume_generator",
+    "run_table",
+    "train_generator",
 ]

@@ -19,8 +19,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -30,22 +28,12 @@ from tqdm import tqdm
 from gnpcheck.certify.lipschitz import model_lipschitz
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 from gnpcheck.nn.baselines import SVCMConv2d
+from gnpcheck.threads import limited_threads
 from gnpcheck.wasserstein._arguments import fraction, integer, positive, seed_value
 from gnpcheck.wasserstein.result import WassersteinEstimate
 from gnpcheck.wasserstein.samples import BatchCycle, Samples, read_samples, split_pair
 
 __all__ = ["estimate", "heldout_gap"]
-
-
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _scores(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -206,7 +194,7 @@ def estimate(
     p_batches = BatchCycle(p_train, batch_size, generator)
     q_batches = BatchCycle(q_train, batch_size, generator)
     stopped: Literal["steps", "time limit"] = "steps"
-    with _threads(threads):
+    with limited_threads(threads):
         model_lipschitz(model, shape)
         model.train()
         history = [(0, heldout_gap(model, p_held, q_held, batch_size)[0])]
