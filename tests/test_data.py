@@ -17,6 +17,7 @@ from gnpcheck.data import (
     radius_in_pixel_space,
     read_idx,
     to_unit_interval,
+    write_idx,
 )
 from gnpcheck.errors import InvalidArgumentError
 
@@ -43,6 +44,17 @@ def _write_mnist(
         else:
             (directory / stem).write_bytes(data)
     return images, labels
+
+
+@pytest.mark.parametrize("name", ["a.gz", "a"], ids=["gzip", "plain"])
+def test_write_idx_writes_the_format_and_read_idx_reads_it_back(tmp_path: Path, name: str) -> None:
+    array = np.random.default_rng(1).integers(0, 256, size=(3, 4, 5))
+    path = write_idx(tmp_path / name, array)
+    raw = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    assert raw == _idx_bytes(array)
+    assert np.array_equal(read_idx(path), array)
+    with pytest.raises(InvalidArgumentError, match=r"values in \[0, 256\]"):
+        write_idx(tmp_path / "b", np.array([0, 256]))
 
 
 @pytest.mark.parametrize("compress", [True, False], ids=["gzip", "plain"])

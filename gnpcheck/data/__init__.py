@@ -7,10 +7,11 @@ Images come back as ``uint8`` arrays ``(N, C, H, W)`` and labels as ``int64`` ``
 
 from gnpcheck.data.cifar import load_cifar10
 from gnpcheck.data.errors import DataFileError
-from gnpcheck.data.mnist import default_mnist_dir, load_mnist, read_idx
+from gnpcheck.data.mnist import MNIST_FILES, default_mnist_dir, load_mnist, read_idx, write_idx
 from gnpcheck.data.normalization import radius_in_pixel_space, to_unit_interval
 
 __all__ = [
+    "MNIST_FILES",
     "DataFileError",
     "default_mnist_dir",
     "load_cifar10",
@@ -18,4 +19,5 @@ __all__ = [
     "radius_in_pixel_space",
     "read_idx",
     "to_unit_interval",
+    "write_idx",
 ]

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from gnpcheck.data.errors import DataFileError
 from gnpcheck.errors import InvalidArgumentError
 
-__all__ = ["MNIST_FILES", "default_mnist_dir", "load_mnist", "read_idx"]
+__all__ = ["MNIST_FILES", "default_mnist_dir", "load_mnist", "read_idx", "write_idx"]
 
 #: The standard file stems of each split: (images, labels).
 MNIST_FILES = {
@@ -52,6 +52,28 @@ def _find(directory: Path, stem: str) -> Path:
         f"MNIST file {stem}[.gz] not found in {directory}; pass --data-dir or set GNPCHECK_DATA_DIR "
         "to a directory holding the four standard IDX files (nothing is downloaded)"
     )
+
+
+def write_idx(path: str | Path, array: NDArray[np.integer]) -> Path:
+    """Write ``array`` (values 0..255) as an unsigned-byte IDX file, gzipped when the name
+    ends in ``.gz``: the inverse of :func:`read_idx` (for fixtures and converted data sets).
+
+    Raises:
+        InvalidArgumentError: values outside 0..255, or more than 255 dimensions.
+    """
+    path = Path(path)
+    values = np.asarray(array)
+    if (values.size and (values.min() < 0 or values.max() > 255)) or values.ndim > 255:
+        raise InvalidArgumentError(
+            f"array has shape {values.shape} and values in [{values.min()}, {values.max()}], "
+            "but an unsigned-byte IDX file holds values 0..255 in at most 255 dimensions"
+        )
+    header = bytes([0, 0, 0x08, values.ndim]) + b"".join(
+        int(size).to_bytes(4, "big") for size in values.shape
+    )
+    raw = header + values.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
 
 
 def read_idx(path: str | Path) -> NDArray[np.uint8]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,19 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from gnpcheck.data import MNIST_FILES, write_idx
 from gnpcheck.train.config import TrainConfig
-
-_STEMS = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
-
-def _idx(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(size).to_bytes(4, "big") for size in array.shape
-    )
-    return header + array.astype(np.uint8).tobytes()
 
 
 def _digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -52,8 +40,8 @@ def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("mnist")
     rng = np.random.default_rng(0)
     for split, count in (("train", 256), ("test", 64)):
-        for stem, array in zip(_STEMS[split], _digits(count, rng), strict=True):
-            (directory / f"{stem}.gz").write_bytes(gzip.compress(_idx(array)))
+        for stem, array in zip(MNIST_FILES[split], _digits(count, rng), strict=True):
+            write_idx(directory / f"{stem}.gz", array)
     return directory
 
 

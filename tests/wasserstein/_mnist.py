@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 
+from gnpcheck.data import MNIST_FILES, write_idx
+
 __all__ = ["write_tiny_mnist"]
-
-_STEMS = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
-
-def _idx(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(size).to_bytes(4, "big") for size in array.shape
-    )
-    return header + array.astype(np.uint8).tobytes()
 
 
 def write_tiny_mnist(directory: Path, train: int = 64, test: int = 96) -> Path:
@@ -32,6 +21,6 @@ def write_tiny_mnist(directory: Path, train: int = 64, test: int = 96) -> Path:
         for image, label in zip(images, labels, strict=True):
             row, col = 2 + 8 * (label // 4), 2 + 6 * (label % 4)
             image[row : row + 8, col : col + 8] = rng.integers(150, 256)
-        for stem, array in zip(_STEMS[split], (images, labels), strict=True):
-            (directory / f"{stem}.gz").write_bytes(gzip.compress(_idx(array)))
+        for stem, array in zip(MNIST_FILES[split], (images, labels), strict=True):
+            write_idx(directory / f"{stem}.gz", array)
     return directory
