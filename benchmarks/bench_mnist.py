@@ -195,7 +195,7 @@ def main() -> None:
     for name, budget, record, report in rows:
         seed = SEED.get(name.removesuffix("-30"))
         pgd = f"{report['pgd_accuracy']:.1f}" if report else "-"
-        print(f"{name:<14} {budget:>6g} {record['train_minutes']:>7.2f} {record['epoch']:>6.2f} "
+        print(f"{name:<14} {budget:>6.3g} {record['train_minutes']:>7.2f} {record['epoch']:>6.2f} "
               f"{record['clean']:>8.2f} {record['certified']:>8.2f} {pgd:>6} "
               f"{seed[0] if seed else '-':>10} {seed[1] if seed else '-':>10}")  # fmt: skip
     print(
