@@ -74,7 +74,7 @@ class GeneratorConfig:
         n_critic: critic steps per generator step.
         gp_weight: :math:`\\lambda`, the weight of the gradient penalty.
         steps: generator steps to run in all (the run may stop earlier on ``time_limit``).
-        time_limit: stop once the run (resumed sessions included) has trained this many
+        time_limit: stop once the run (resumed runs included) has trained this many
             minutes (``None``: no limit).
         seed: initialization and every random draw (Note [generator determinism]).
         train_examples: use the first examples of the MNIST training split (``None``: all).
