@@ -14,8 +14,10 @@ and ``--layer N`` of ``gnpcheck spectrum`` is the child named ``convN``.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import Literal, get_args
 
 from torch import nn
@@ -23,14 +25,71 @@ from torch import nn
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.models.components import LayerOptions, make_activation, make_conv, make_linear
 
-__all__ = ["MODELS", "ModelKind", "build_model", "fc3", "large", "small"]
+__all__ = [
+    "MODELS",
+    "SMALL_CONVS",
+    "ModelKind",
+    "build_model",
+    "fc3",
+    "large",
+    "layer_chain",
+    "small",
+]
 
 ModelKind = Literal["small", "large", "fc3"]
 MODELS: tuple[str, ...] = get_args(ModelKind)
 
 #: (out_channels, kernel_size, stride) of each convolution.
-_SMALL_CONVS = ((16, 4, 2), (32, 4, 2))
+SMALL_CONVS = ((16, 4, 2), (32, 4, 2))
 _LARGE_CONVS = ((32, 3, 1), (32, 4, 2), (64, 3, 1), (64, 4, 2))
+
+
+def layer_chain(
+    convs: tuple[tuple[int, int, int], ...],
+    hidden: tuple[int, ...],
+    conv: str,
+    activation: Callable[[], nn.Module],
+    options: LayerOptions,
+    input_shape: tuple[int, ...],
+    outputs: int,
+) -> nn.Sequential:
+    """The chain ``conv1, act1, ..., flatten, linear1, ...``: a convolution of kind ``conv`` per
+    ``(out_channels, kernel_size, stride)`` of ``convs`` (``input_shape`` is then
+    ``(C, H, W)``; without convolutions any shape, flattened), Björck linear layers of widths
+    ``hidden`` and then ``outputs``, and a new ``activation()`` after every layer but the last.
+
+    Raises:
+        InvalidArgumentError: strides that do not divide the input size; see
+            :func:`~gnpcheck.models.components.make_conv`.
+    """
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    count = 0
+    if convs:
+        channels, height, width = input_shape
+        for index, (out, kernel, stride) in enumerate(convs, start=1):
+            if height % stride or width % stride:
+                raise InvalidArgumentError(
+                    f"input_shape={input_shape}, but conv{index} has stride {stride}, which must "
+                    f"divide its input size {(height, width)}"
+                )
+            layers[f"conv{index}"] = make_conv(
+                conv, channels, out, kernel, stride, (height, width), options
+            )
+            count += 1
+            layers[f"act{count}"] = activation()
+            channels, height, width = out, height // stride, width // stride
+        features = channels * height * width
+    else:
+        features = math.prod(input_shape)
+    layers["flatten"] = nn.Flatten()
+    sizes = (*hidden, outputs)
+    for index, size in enumerate(sizes, start=1):
+        layers[f"linear{index}"] = make_linear(features, size, options)
+        if index < len(sizes):
+            count += 1
+            layers[f"act{count}"] = activation()
+        features = size
+    return nn.Sequential(layers)
 
 
 def _conv_net(
@@ -42,31 +101,9 @@ def _conv_net(
     input_shape: tuple[int, int, int],
     classes: int,
 ) -> nn.Sequential:
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
-    channels, height, width = input_shape
-    count = 0
-    for index, (out, kernel, stride) in enumerate(convs, start=1):
-        if height % stride or width % stride:
-            raise InvalidArgumentError(
-                f"input_shape={input_shape}, but conv{index} has stride {stride}, which must "
-                f"divide its input size {(height, width)}"
-            )
-        layers[f"conv{index}"] = make_conv(
-            conv, channels, out, kernel, stride, (height, width), options
-        )
-        count += 1
-        layers[f"act{count}"] = make_activation(act)
-        channels, height, width = out, height // stride, width // stride
-    layers["flatten"] = nn.Flatten()
-    features = channels * height * width
-    sizes = (*hidden, classes)
-    for index, size in enumerate(sizes, start=1):
-        layers[f"linear{index}"] = make_linear(features, size, options)
-        if index < len(sizes):
-            count += 1
-            layers[f"act{count}"] = make_activation(act)
-        features = size
-    return nn.Sequential(layers)
+    return layer_chain(
+        convs, hidden, conv, partial(make_activation, act), options, input_shape, classes
+    )
 
 
 def small(
@@ -78,7 +115,7 @@ def small(
 ) -> nn.Sequential:
     """The Small network: two strided convolutions, FC 100, FC ``classes``."""
     return _conv_net(
-        _SMALL_CONVS, (100,), conv, act, options or LayerOptions(), input_shape, classes
+        SMALL_CONVS, (100,), conv, act, options or LayerOptions(), input_shape, classes
     )
 
 

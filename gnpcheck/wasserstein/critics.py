@@ -19,16 +19,16 @@ Activations (:data:`CRITIC_ACTIVATIONS`): ``"maxmin"`` (GroupSort with groups of
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
-from gnpcheck.models.components import CONVS, LayerOptions, make_conv, make_linear
+from gnpcheck.models.architectures import SMALL_CONVS, layer_chain
+from gnpcheck.models.components import CONVS, LayerOptions
 from gnpcheck.nn import GroupSort, MaxMin
 from gnpcheck.wasserstein._arguments import seed_value
 
@@ -48,7 +48,7 @@ CRITIC_KINDS: tuple[str, ...] = get_args(CriticKind)
 CRITIC_ACTIVATIONS: tuple[str, ...] = get_args(CriticActivation)
 
 #: (out_channels, kernel_size, stride) of the conv critic's convolutions (the Small network).
-CONV_LAYOUT: tuple[tuple[int, int, int], ...] = ((16, 4, 2), (32, 4, 2))
+CONV_LAYOUT: tuple[tuple[int, int, int], ...] = SMALL_CONVS
 
 _DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {"conv": (100,), "fc": (128, 128)}
 
@@ -107,29 +107,6 @@ def _activation(act: str, group_size: int) -> nn.Module:
     return GroupSort(group_size, dim=1)
 
 
-def _conv_layers(
-    input_shape: tuple[int, ...], conv: str, act: str, group_size: int, options: LayerOptions
-) -> tuple[OrderedDict[str, nn.Module], int]:
-    if len(input_shape) != 3:
-        raise InvalidArgumentError(
-            f"input_shape={input_shape}, but a conv critic needs (channels, height, width)"
-        )
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
-    channels, height, width = input_shape
-    for index, (out, kernel, stride) in enumerate(CONV_LAYOUT, start=1):
-        if height % stride or width % stride:
-            raise InvalidArgumentError(
-                f"input_shape={input_shape}, but conv{index} has stride {stride}, which must "
-                f"divide its input size {(height, width)} (e.g. 28x28 or 8x8 inputs)"
-            )
-        layers[f"conv{index}"] = make_conv(
-            conv, channels, out, kernel, stride, (height, width), options
-        )
-        layers[f"act{index}"] = _activation(act, group_size)
-        channels, height, width = out, height // stride, width // stride
-    return layers, channels * height * width
-
-
 def build_critic(
     kind: str = "conv",
     input_shape: tuple[int, ...] = (1, 28, 28),
@@ -182,6 +159,10 @@ def build_critic(
     if kind == "fc" and conv is not None:
         raise InvalidArgumentError(f"conv={conv!r}, but an 'fc' critic has no convolutions")
     conv = _choice("bcop" if conv is None else conv, "conv", CONVS)
+    if kind == "conv" and len(shape) != 3:
+        raise InvalidArgumentError(
+            f"input_shape={shape}, but a conv critic needs (channels, height, width)"
+        )
     conv_widths = tuple(out for out, _, _ in CONV_LAYOUT) if kind == "conv" else ()
     if any(width % groups for width in (*conv_widths, *widths)):
         raise InvalidArgumentError(
@@ -192,14 +173,7 @@ def build_critic(
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
-        if kind == "conv":
-            layers, features = _conv_layers(shape, conv, act, groups, options)
-        else:
-            layers, features = OrderedDict(), math.prod(shape)
-        layers["flatten"] = nn.Flatten()
-        for index, width in enumerate((*widths, 1), start=1):
-            layers[f"linear{index}"] = make_linear(features, width, options)
-            if index <= len(widths):
-                layers[f"act{len(conv_widths) + index}"] = _activation(act, groups)
-            features = width
-    return nn.Sequential(layers)
+        convs = CONV_LAYOUT if kind == "conv" else ()
+        return layer_chain(
+            convs, widths, conv, partial(_activation, act, groups), options, shape, 1
+        )
