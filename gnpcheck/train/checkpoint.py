@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from gnpcheck.data.errors import DataFileError
+from gnpcheck.errors import InvalidArgumentError
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["load_checkpoint", "new_run_directory", "save_checkpoint"]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -36,11 +37,32 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return target
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with the safe (``weights_only=True``) loader.
+def new_run_directory(out_dir: str | Path, checkpoint_name: str) -> Path:
+    """``out_dir``, created if needed, for a new run: refused if it holds a run already.
 
     Raises:
-        DataFileError: the file is missing or not a checkpoint this loader accepts.
+        InvalidArgumentError: ``out_dir`` already holds ``checkpoint_name``.
+    """
+    directory = Path(out_dir)
+    if (directory / checkpoint_name).exists():
+        raise InvalidArgumentError(
+            f"out_dir={str(directory)!r} already holds {checkpoint_name}; resume it or choose "
+            "another directory"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def load_checkpoint(
+    path: str | Path, expected_format: str | None = None, kind: str = ""
+) -> dict[str, Any]:
+    """Read a checkpoint with the safe (``weights_only=True``) loader; with
+    ``expected_format``, require ``state["format"]`` to be it (``kind`` names such
+    checkpoints in the error).
+
+    Raises:
+        DataFileError: the file is missing, not a checkpoint this loader accepts, or of
+            another format.
     """
     source = Path(path)
     if not source.is_file():
@@ -53,4 +75,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict):
         raise DataFileError(f"{source}: a checkpoint is a dict, found {type(state).__name__}")
+    if expected_format is not None and state.get("format") != expected_format:
+        raise DataFileError(
+            f"{source}: format {state.get('format')!r}, but {kind} checkpoints are "
+            f"{expected_format!r}"
+        )
     return state

@@ -43,12 +43,11 @@ from tqdm import tqdm
 
 from gnpcheck.certify.lipschitz import model_lipschitz
 from gnpcheck.certify.margin import certified, logit_margin, multiclass_hinge_loss
-from gnpcheck.data.errors import DataFileError
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.models import LayerOptions, build_model
 from gnpcheck.nn.baselines import SVCMConv2d
 from gnpcheck.threads import limited_threads
-from gnpcheck.train.checkpoint import load_checkpoint, save_checkpoint
+from gnpcheck.train.checkpoint import load_checkpoint, new_run_directory, save_checkpoint
 from gnpcheck.train.config import BUDGET_FIELDS, TrainConfig, config_from_dict
 from gnpcheck.train.dataset import MNIST_SHAPE, mnist_tensors
 from gnpcheck.train.distributed import (
@@ -397,24 +396,12 @@ def train(
         gnpcheck.data.DataFileError: MNIST is missing or corrupt.
     """
     context = context or single_process(config.device)
-    directory = Path(out_dir)
-    if (directory / CHECKPOINT_NAME).exists():
-        raise InvalidArgumentError(
-            f"out_dir={str(directory)!r} already holds {CHECKPOINT_NAME}; resume it or choose "
-            "another directory"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = new_run_directory(out_dir, CHECKPOINT_NAME)
     return _execute(_Run(config, directory, context), context)
 
 
 def _training_state(path: Path) -> dict[str, Any]:
-    state = load_checkpoint(path)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise DataFileError(
-            f"{path}: format {state.get('format')!r}, but training checkpoints are "
-            f"{CHECKPOINT_FORMAT!r}"
-        )
-    return state
+    return load_checkpoint(path, CHECKPOINT_FORMAT, "training")
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[TrainConfig, nn.Sequential]:

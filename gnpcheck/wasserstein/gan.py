@@ -37,10 +37,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gnpcheck.data.errors import DataFileError
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.threads import limited_threads
-from gnpcheck.train.checkpoint import load_checkpoint, save_checkpoint
+from gnpcheck.train.checkpoint import load_checkpoint, new_run_directory, save_checkpoint
 from gnpcheck.train.dataset import mnist_tensors
 from gnpcheck.wasserstein.generator import Generator, wgan_critic
 
@@ -343,24 +342,12 @@ def train_generator(config: GeneratorConfig, out_dir: str | Path) -> GeneratorRu
         InvalidArgumentError: ``out_dir`` already holds a checkpoint (resume it instead).
         gnpcheck.data.DataFileError: MNIST is missing or corrupt.
     """
-    directory = Path(out_dir)
-    if (directory / GENERATOR_CHECKPOINT).exists():
-        raise InvalidArgumentError(
-            f"out_dir={str(directory)!r} already holds {GENERATOR_CHECKPOINT}; resume it or "
-            "choose another directory"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = new_run_directory(out_dir, GENERATOR_CHECKPOINT)
     return _execute(_Run(config, directory))
 
 
 def _generator_state(path: Path) -> dict[str, Any]:
-    state = load_checkpoint(path)
-    if state.get("format") != GENERATOR_FORMAT:
-        raise DataFileError(
-            f"{path}: format {state.get('format')!r}, but generator checkpoints are "
-            f"{GENERATOR_FORMAT!r}"
-        )
-    return state
+    return load_checkpoint(path, GENERATOR_FORMAT, "generator")
 
 
 def _config(values: dict[str, Any]) -> GeneratorConfig:
