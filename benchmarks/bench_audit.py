@@ -99,7 +99,8 @@ class _ThirdPartyNetwork(nn.Module):
         self.head = BjorckLinear(channels * size * size, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.activation(self.conv(x)).flatten(1))
+        logits: torch.Tensor = self.head(self.activation(self.conv(x)).flatten(1))
+        return logits
 
 
 def _timed(name: str, make: Callable[[], nn.Module], shape: tuple[int, ...], target: float) -> bool:

@@ -57,27 +57,27 @@ def main() -> None:
     print("RKO: spectrum of a freshly initialized layer (C=16, k=3, N=16)")
     for k in (1, 3, 5):
         torch.manual_seed(0)
-        layer = RKOConv2d(16, 16, k).double()
-        s = spectrum(layer.weight, (16, 16))
+        rko = RKOConv2d(16, 16, k).double()
+        s = spectrum(rko.weight, (16, 16))
         print(f"  k={k}: sigma_max={s.max():.4f} sigma_min={s.min():.2e} median={np.median(s):.4f}")
 
     print("SVCM: measured sigma_max after projections (C=16, k=3, N=16, kernel scaled to sigma 3)")
     torch.manual_seed(0)
-    layer = SVCMConv2d(16, 16, 3, input_size=16).double()
+    svcm = SVCMConv2d(16, 16, 3, input_size=16).double()
     with torch.no_grad():
-        layer.raw_weight.mul_(3 / layer.lipschitz_bound())
+        svcm.raw_weight.mul_(3 / svcm.lipschitz_bound())
     done = 0
-    print(f"  0 projections: {layer.lipschitz_bound():.4f}")
+    print(f"  0 projections: {svcm.lipschitz_bound():.4f}")
     for n in (1, 2, 5, 10, 20, 50):
-        bound = layer.project_(n - done)
+        bound = svcm.project_(n - done)
         done = n
         print(f"  {n} projections: {bound:.4f}")
 
     print("SVCM: time of one projection (float32 layer, float64 projection), median of 5")
     for c, n in ((16, 16), (32, 16), (64, 16), (32, 32), (64, 32)):
-        layer = SVCMConv2d(c, c, 3, input_size=n)
-        layer.project_()
-        seconds = median_seconds(lambda layer=layer: layer._clip_and_mask(1), 5)
+        timed = SVCMConv2d(c, c, 3, input_size=n)
+        timed.project_()
+        seconds = median_seconds(lambda timed=timed: timed._clip_and_mask(1), 5)
         print(f"  C={c:3d} N={n:3d}: {1e3 * seconds:8.1f} ms")
 
 

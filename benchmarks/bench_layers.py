@@ -12,7 +12,9 @@ Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--ste
    by Björck with 5..30 iterations instead of QR (the layer's "bjorck" option).
 3. Training step (forward + backward + Adam step) of BCOPConv2d (default, build_dtype=float64,
    Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, median of R
-   rounds of one call each, in round-robin order (target <= 1.15 for the default).
+   rounds of one call each, in round-robin order (target <= 1.15 for the default). Also a
+   plain convolution fed BCOPConv2d's one-gather circular padding ("gathered"): BCOP over it
+   is the cost of building the kernel alone.
 4. Evaluation forward (torch.no_grad, eval mode: the kernel cache) over nn.Conv2d
    (target <= 1.02).
 Ratios are measured in this one process, with PyTorch's default thread count unless
@@ -26,13 +28,16 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gnpcheck.nn import BCOPConv2d
+from gnpcheck.nn._arguments import padding_widths
+from gnpcheck.nn.circular import unshuffle_circular_pad
 from gnpcheck.reference import circulant_spectrum, from_torch_layout
 
 GRID = (16, 16)
@@ -45,7 +50,7 @@ BJORCK_ITERS = [5, 10, 15, 20, 25, 30]
 def float32_defect(weight: torch.Tensor) -> float:
     """max |sigma - 1| of the circular convolution of ``weight`` on GRID, exactly."""
     kernel = from_torch_layout(weight.detach().double().cpu().numpy())
-    method = "gram" if kernel.shape[0] <= 3 else "svd"  # the Gram terms of 7x7x256 are large
+    method: Literal["gram", "svd"] = "gram" if kernel.shape[0] <= 3 else "svd"  # large Gram terms
     return float(np.max(np.abs(circulant_spectrum(kernel, GRID, method=method) - 1.0)))
 
 
@@ -141,7 +146,8 @@ def _evaluation(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
     def forward() -> torch.Tensor:
         with torch.no_grad():
-            return module(x)
+            output: torch.Tensor = module(x)
+            return output
 
     return forward
 
@@ -153,18 +159,34 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+class GatheredConv2d(nn.Conv2d):
+    """A plain convolution fed the same one-gather circular padding as BCOPConv2d
+    (docs/layers.rst, Note [circular gather]): the ratio to it is the kernel's own cost."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        widths = padding_widths(self.kernel_size, 2)
+        return F.conv2d(unshuffle_circular_pad(x, 1, widths), self.weight, self.bias)
+
+
 def timing(shapes: list[tuple[int, int, int, int]], repeats: int) -> None:
     print(f"\n## 3./4. time per call, ms (median of {repeats}, round robin), "
-          f"{torch.get_num_threads()} threads; ratio to nn.Conv2d in brackets")  # fmt: skip
-    print(f"{'batch,C,N,k':>15} {'':>5} {'Conv2d':>8} " + " ".join(f"{v:>17}" for v in VARIANTS))
+          f"{torch.get_num_threads()} threads; ratio to nn.Conv2d (padding_mode='circular') "
+          "in brackets; last column: BCOP over a plain conv with the same gathered padding")  # fmt: skip
+    print(
+        f"{'batch,C,N,k':>15} {'':>5} {'Conv2d':>8} {'gathered':>17} "
+        + " ".join(f"{v:>17}" for v in VARIANTS)
+        + f" {'BCOP/gathered':>14}"
+    )
     for batch, channels, size, k in shapes:
         x = torch.randn(batch, channels, size, size)
         conv = nn.Conv2d(channels, channels, k, padding=(k - 1) // 2, padding_mode="circular")
+        gathered = GatheredConv2d(channels, channels, k)
         layers = [BCOPConv2d(channels, channels, k, **options) for options in VARIANTS.values()]
         label = f"{batch},{channels},{size},{k}"
-        steps = _alternate([_training_step(m, x) for m in (conv, *layers)], repeats)
+        steps = _alternate([_training_step(m, x) for m in (conv, gathered, *layers)], repeats)
         cells = " ".join(f"{t:>8.2f} ({t / steps[0]:>5.3f})" for t in steps[1:])
-        print(f"{label:>15} {'train':>5} {steps[0]:>8.2f} {cells}", flush=True)
+        own = steps[2] / steps[1]
+        print(f"{label:>15} {'train':>5} {steps[0]:>8.2f} {cells} {own:>14.3f}", flush=True)
         forward = _alternate([_evaluation(m, x) for m in (conv, layers[0])], 2 * repeats)
         print(f"{label:>15} {'eval':>5} {forward[0]:>8.2f} {forward[1]:>8.2f} "
               f"({forward[1] / forward[0]:>5.3f})", flush=True)  # fmt: skip

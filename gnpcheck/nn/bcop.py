@@ -41,6 +41,7 @@ from gnpcheck.nn._arguments import (
 )
 from gnpcheck.nn.base import Claim, ConstrainedConv
 from gnpcheck.nn.cache import KernelCache, differentiating
+from gnpcheck.nn.circular import unshuffle_circular_pad
 from gnpcheck.nn.downsampling import unshuffle
 from gnpcheck.nn.export import plain_conv
 from gnpcheck.nn.kernel import bcop_kernel
@@ -230,11 +231,11 @@ class _BCOPConvNd(ConstrainedConv):
             min_size=size if self.padding == "circular" else 1,
         )
         weight = self._kernel()
-        z = unshuffle(x, self.stride, d)
         conv = F.conv1d if d == 1 else F.conv2d
         widths = padding_widths(size, d)
         if self.padding == "circular":
-            return conv(F.pad(z, widths, mode="circular"), weight, self.bias)
+            return conv(unshuffle_circular_pad(x, self.stride, widths), weight, self.bias)
+        z = unshuffle(x, self.stride, d)
         if size % 2:
             return conv(z, weight, self.bias, padding=(size - 1) // 2)
         return conv(F.pad(z, widths), weight, self.bias)

@@ -24,7 +24,8 @@ Note [orthogonalization]):
 
 ``"polar"`` (:func:`polar_orthonormalize`, for the linear layers)
     The orthogonal polar factor :math:`U V^T` of :math:`A = U S V^T`, the limit of Björck,
-    by an SVD in float64 with a closed-form backward.
+    in float64 (by ``eigh`` of :math:`A^T A`, or an SVD when :math:`A` is ill-conditioned)
+    with a closed-form backward.
 
 A symmetric projector is :math:`P = Q Q^T`; it depends only on the span of :math:`A`, so both
 methods give the same :math:`P` up to rounding and convergence. With ``"qr"`` its gradient
@@ -49,6 +50,7 @@ from gnpcheck.reference import bjorck_coefficients
 
 __all__ = [
     "DEFAULT_BJORCK_ITERS",
+    "GRAM_POLAR_MAX_CONDITION",
     "ORTHOGONALIZERS",
     "Orthogonalizer",
     "bjorck",
@@ -246,6 +248,25 @@ def projectors(
     return bases @ bases.mT
 
 
+#: Largest condition number for which :func:`polar_orthonormalize` takes the Gram route:
+#: its error is about ``eps64 * kappa**2`` (``2e-10`` here), far below float32 rounding.
+GRAM_POLAR_MAX_CONDITION = 1e3
+
+
+def _polar_by_gram(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(Q, V, s)`` from the eigendecomposition ``A^T A = V S^2 V^T`` in float64, or ``None``
+    when ``A`` is too ill-conditioned for it (or a ``torch.func`` transform is active, whose
+    batched tensors cannot be branched on)."""
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return None
+    squares, v = torch.linalg.eigh(a.mT @ a)
+    smallest, largest = squares[..., 0].min(), squares[..., -1].max()
+    if not bool(smallest * GRAM_POLAR_MAX_CONDITION**2 > largest):
+        return None
+    sigma = squares.sqrt()
+    return a @ ((v / sigma.unsqueeze(-2)) @ v.mT), v, sigma
+
+
 class _PolarFactor(torch.autograd.Function):
     """The polar factor ``U V^T`` of a tall ``A = U S V^T`` in float64, with the closed-form
     backward of :func:`polar_orthonormalize` (``Q``, ``V``, ``S`` are extra outputs kept
@@ -255,9 +276,13 @@ class _PolarFactor(torch.autograd.Function):
 
     @staticmethod
     def forward(a: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        u, sigma, vh = torch.linalg.svd(a.to(torch.float64), full_matrices=False)
-        q = u @ vh
-        v = vh.mT
+        wide = a.to(torch.float64)
+        by_gram = _polar_by_gram(wide)
+        if by_gram is None:
+            u, sigma, vh = torch.linalg.svd(wide, full_matrices=False)
+            q, v = u @ vh, vh.mT
+        else:
+            q, v, sigma = by_gram
         return q.to(a.dtype, copy=True), q, v, sigma
 
     @staticmethod
@@ -267,18 +292,16 @@ class _PolarFactor(torch.autograd.Function):
         _, q, v, sigma = output
         ctx.mark_non_differentiable(q, v, sigma)
         ctx.save_for_backward(q, v, sigma)
-        ctx.input_dtype = inputs[0].dtype
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> torch.Tensor:
-        q, v, sigma = ctx.saved_tensors
-        g = grad.to(torch.float64)
-        b = v.mT @ (q.mT @ g) @ v
+        q, v, sigma = (t.to(grad.dtype) for t in ctx.saved_tensors)
+        c = q.mT @ grad
+        b = v.mT @ c @ v
         skew = (b - b.mT) / (sigma.unsqueeze(-1) + sigma.unsqueeze(-2))
-        gv = g @ v
-        rest = (gv - q @ (q.mT @ gv)) / sigma.unsqueeze(-2)
-        result: torch.Tensor = (q @ (v @ skew) + rest) @ v.mT
-        return result.to(ctx.input_dtype)
+        inverse_sqrt = (v / sigma.unsqueeze(-2)) @ v.mT
+        result: torch.Tensor = q @ (v @ skew @ v.mT - c @ inverse_sqrt) + grad @ inverse_sqrt
+        return result
 
 
 def polar_orthonormalize(a: torch.Tensor) -> torch.Tensor:
@@ -286,17 +309,23 @@ def polar_orthonormalize(a: torch.Tensor) -> torch.Tensor:
     (the limit of Björck–Bowie, the closest matrix with orthonormal columns), computed in
     float64 and returned in ``a``'s dtype.
 
-    Forward: the thin SVD (exact to float64 rounding for any conditioning; no data-dependent
-    branch, so ``torch.func`` and ``torch.compile`` accept it). Backward, from :math:`A = Q P`,
-    :math:`P = V S V^T`:
+    Forward, in float64: from the eigendecomposition :math:`A^T A = V S^2 V^T`,
+    :math:`Q = A\, V S^{-1} V^T` (two ``n x k`` by ``k x k`` products and a ``k x k``
+    ``eigh``; its error is about :math:`\varepsilon_{64} \kappa^2`), when the condition
+    number :math:`\kappa = s_{max} / s_{min}` is at most :data:`GRAM_POLAR_MAX_CONDITION`;
+    otherwise, and under ``torch.func`` transforms (which cannot branch on values), the thin
+    SVD, exact to float64 rounding for any conditioning. Backward, in the gradient's dtype,
+    from :math:`A = Q P`, :math:`P = V S V^T`:
 
     .. math:: \bar A = Q\, V \big[(B - B^T) \oslash (s_i + s_j)\big] V^T
               + (I - Q Q^T)\, \bar Q\, V S^{-1} V^T, \qquad B = V^T Q^T \bar Q V,
 
-    a few products of ``n x k`` by ``k x k`` matrices, where autograd through Björck pays two
-    per iteration and through an SVD divides by :math:`s_i^2 - s_j^2` (infinite at
-    repeated singular values, e.g. at an orthogonal initialization). The gradient is
-    infinite where ``a`` loses rank, where the factor is not differentiable.
+    evaluated as :math:`Q\,(V \Omega V^T - C P^{-1}) + \bar Q P^{-1}` with
+    :math:`C = Q^T \bar Q`, :math:`\Omega = (B - B^T) \oslash (s_i + s_j)`: three
+    ``n x k`` products, where autograd through Björck pays two per iteration and through an
+    SVD divides by :math:`s_i^2 - s_j^2` (infinite at repeated singular values, e.g. at an
+    orthogonal initialization). The gradient is infinite where ``a`` loses rank, where the
+    factor is not differentiable.
 
     Raises:
         InvalidArgumentError, InvalidTypeError: ``a`` not a floating batch of tall matrices.

@@ -9,6 +9,7 @@ import torch
 from gnpcheck.checks import assert_orthonormal_columns, assert_symmetric_projector
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 from gnpcheck.nn.orthogonalize import (
+    GRAM_POLAR_MAX_CONDITION,
     bjorck,
     bjorck_orthonormalize,
     orthonormalize,
@@ -153,8 +154,46 @@ def test_polar_backward_is_finite_at_repeated_singular_values() -> None:
     assert torch.autograd.gradcheck(polar_orthonormalize, (a,))
 
 
+@pytest.mark.parametrize("condition", [1.0, 0.9 * GRAM_POLAR_MAX_CONDITION])
+def test_gram_route_agrees_with_the_svd_up_to_its_error_budget(condition: float) -> None:
+    """Within the Gram route's range its error ``eps64 * kappa**2`` stays far below float32
+    rounding; the oracle is the SVD of the same matrix."""
+    a = _ill_conditioned(40, 12, condition, seed=3)
+    u, _, vh = torch.linalg.svd(a, full_matrices=False)
+    difference = torch.abs(polar_orthonormalize(a) - u @ vh).max()
+    assert difference <= 100 * torch.finfo(torch.float64).eps * max(condition, 1.0) ** 2
+
+
+def test_polar_backward_of_an_ill_conditioned_matrix_matches_finite_differences() -> None:
+    """Beyond the Gram route's range (the SVD route) the same closed form holds."""
+    a = _ill_conditioned(6, 3, 2 * GRAM_POLAR_MAX_CONDITION).requires_grad_()
+    assert torch.autograd.gradcheck(polar_orthonormalize, (a,), eps=1e-9, atol=1e-4)
+
+
+def test_polar_factor_under_vmap_equals_the_factor_of_each_matrix() -> None:
+    """``torch.func.vmap`` takes the SVD route (no branch on batched values)."""
+    stack = torch.stack([_ill_conditioned(7, 3, c, seed=1) for c in (2.0, 1e5)])
+    batched = torch.func.vmap(polar_orthonormalize)(stack)
+    one_by_one = torch.stack([polar_orthonormalize(a) for a in stack])
+    assert torch.abs(batched - one_by_one).max() <= FLOAT64_KERNEL_AGREEMENT
+
+
+def test_float32_polar_gradient_agrees_with_the_float64_one() -> None:
+    a = _ill_conditioned(30, 10, 20.0, seed=2)
+    weights = _gaussian(30, 10, seed=4)
+    gradients = []
+    for dtype in (torch.float32, torch.float64):
+        leaf = a.to(dtype).requires_grad_()
+        (polar_orthonormalize(leaf) * weights.to(dtype)).sum().backward()
+        assert leaf.grad is not None
+        assert leaf.grad.dtype == dtype
+        gradients.append(leaf.grad.double())
+    scale = torch.abs(gradients[1]).max()
+    assert torch.abs(gradients[0] - gradients[1]).max() <= 1e-5 * scale
+
+
 def test_polar_factor_of_an_ill_conditioned_matrix() -> None:
-    """kappa = 1e5: the SVD keeps the factor orthonormal to float64 rounding."""
+    """kappa = 1e5 (the SVD route): the factor is orthonormal to float32 rounding."""
     a = _ill_conditioned(8, 4, 1e5).float()
     q = polar_orthonormalize(a)
     assert q.dtype == torch.float32

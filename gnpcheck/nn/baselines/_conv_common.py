@@ -29,6 +29,7 @@ from gnpcheck.nn._arguments import (
     positive_int,
 )
 from gnpcheck.nn.base import Claim, ConstrainedConv
+from gnpcheck.nn.circular import unshuffle_circular_pad
 
 __all__ = ["BaselineConv2d", "InputSizedConv2d", "as_input_size"]
 
@@ -124,8 +125,10 @@ class BaselineConv2d(ConstrainedConv):
         return F.pixel_unshuffle(x, self.stride) if self.stride > 1 else x
 
     def _pad(self, x: torch.Tensor, adjoint: bool = False) -> torch.Tensor:
-        mode = "circular" if self.padding == "circular" else "constant"
-        return F.pad(x, padding_widths(self.inner_kernel_size, 2, adjoint), mode=mode)
+        widths = padding_widths(self.inner_kernel_size, 2, adjoint)
+        if self.padding == "circular":
+            return unshuffle_circular_pad(x, 1, widths)
+        return F.pad(x, widths)
 
     def _linear(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """The inner convolution (no bias) on the downsampled grid."""
