@@ -13,8 +13,10 @@ Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--ste
 3. Training step (forward + backward + Adam step) of BCOPConv2d (default, build_dtype=float64,
    Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, median of R
    rounds of one call each, in round-robin order (target <= 1.15 for the default). Also a
-   plain convolution fed BCOPConv2d's one-gather circular padding ("gathered"): BCOP over it
-   is the cost of building the kernel alone.
+   plain convolution padded by BCOPConv2d's own padding ("padded"): BCOP over it is the
+   cost of building the kernel alone. Row "train": the input needs no gradient (a first
+   layer); row "in-grad": it does (a layer inside a network, whose backward also computes
+   the input's gradient).
 4. Evaluation forward (torch.no_grad, eval mode: the kernel cache) over nn.Conv2d
    (target <= 1.02).
 Ratios are measured in this one process, with PyTorch's default thread count unless
@@ -135,6 +137,7 @@ def _training_step(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
     def step() -> None:
         optimizer.zero_grad()
+        x.grad = None
         module(x).square().mean().backward()
         optimizer.step()
 
@@ -159,9 +162,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-class GatheredConv2d(nn.Conv2d):
-    """A plain convolution fed the same one-gather circular padding as BCOPConv2d
-    (docs/layers.rst, Note [circular gather]): the ratio to it is the kernel's own cost."""
+class SamePaddingConv2d(nn.Conv2d):
+    """A plain convolution padded by BCOPConv2d's own circular padding (docs/layers.rst,
+    Note [circular gather]): the ratio to it is the cost of building the kernel."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         widths = padding_widths(self.kernel_size, 2)
@@ -171,24 +174,26 @@ class GatheredConv2d(nn.Conv2d):
 def timing(shapes: list[tuple[int, int, int, int]], repeats: int) -> None:
     print(f"\n## 3./4. time per call, ms (median of {repeats}, round robin), "
           f"{torch.get_num_threads()} threads; ratio to nn.Conv2d (padding_mode='circular') "
-          "in brackets; last column: BCOP over a plain conv with the same gathered padding")  # fmt: skip
+          "in brackets; 'padded': a plain conv with BCOP's padding; last column: BCOP over it")  # fmt: skip
     print(
-        f"{'batch,C,N,k':>15} {'':>5} {'Conv2d':>8} {'gathered':>17} "
+        f"{'batch,C,N,k':>15} {'':>7} {'Conv2d':>8} {'padded':>17} "
         + " ".join(f"{v:>17}" for v in VARIANTS)
-        + f" {'BCOP/gathered':>14}"
+        + f" {'BCOP/padded':>14}"
     )
     for batch, channels, size, k in shapes:
         x = torch.randn(batch, channels, size, size)
         conv = nn.Conv2d(channels, channels, k, padding=(k - 1) // 2, padding_mode="circular")
-        gathered = GatheredConv2d(channels, channels, k)
+        same_padding = SamePaddingConv2d(channels, channels, k)
         layers = [BCOPConv2d(channels, channels, k, **options) for options in VARIANTS.values()]
         label = f"{batch},{channels},{size},{k}"
-        steps = _alternate([_training_step(m, x) for m in (conv, gathered, *layers)], repeats)
-        cells = " ".join(f"{t:>8.2f} ({t / steps[0]:>5.3f})" for t in steps[1:])
-        own = steps[2] / steps[1]
-        print(f"{label:>15} {'train':>5} {steps[0]:>8.2f} {cells} {own:>14.3f}", flush=True)
+        for row, inputs in (("train", x), ("in-grad", x.clone().requires_grad_())):
+            modules = (conv, same_padding, *layers)
+            steps = _alternate([_training_step(m, inputs) for m in modules], repeats)
+            cells = " ".join(f"{t:>8.2f} ({t / steps[0]:>5.3f})" for t in steps[1:])
+            own = steps[2] / steps[1]
+            print(f"{label:>15} {row:>7} {steps[0]:>8.2f} {cells} {own:>14.3f}", flush=True)
         forward = _alternate([_evaluation(m, x) for m in (conv, layers[0])], 2 * repeats)
-        print(f"{label:>15} {'eval':>5} {forward[0]:>8.2f} {forward[1]:>8.2f} "
+        print(f"{label:>15} {'eval':>7} {forward[0]:>8.2f} {forward[1]:>8.2f} "
               f"({forward[1] / forward[0]:>5.3f})", flush=True)  # fmt: skip
 
 

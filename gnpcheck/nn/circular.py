@@ -6,8 +6,9 @@ stride and the padding widths alone. One ``index_select`` on the ``(B C, prod(sp
 view therefore computes ``F.pad(unshuffle(x, s), widths, mode="circular")``, and autograd
 differentiates it by one ``index_add`` (the adjoint: each input position sums the gradients
 of the positions that copied it). PyTorch's own ``pixel_unshuffle`` and circular ``F.pad``
-run as strided copies and a chain of slice copies; on CPU their forward and backward cost
-several times more (benchmarks/bench_layers.py prints both).
+run as strided copies and a chain of slice copies; on CPU their backward costs several
+times more. Without a stride and without a gradient to the input, ``F.pad``'s forward alone
+is as fast or faster, and is used.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from gnpcheck.errors import InvalidArgumentError
 
@@ -66,12 +68,15 @@ def _index(
 
 def unshuffle_circular_pad(x: torch.Tensor, stride: int, widths: tuple[int, ...]) -> torch.Tensor:
     """``F.pad(unshuffle(x, stride), widths, mode="circular")`` for ``x`` of shape
-    ``(B, C, *spatial)`` (1-D or 2-D), by one gather.
+    ``(B, C, *spatial)`` (1-D or 2-D), by one gather (by ``F.pad`` itself when ``stride`` is
+    1 and no gradient flows to ``x``).
 
     Raises:
         InvalidArgumentError: ``widths`` not two per spatial axis; a stride that does not
             divide the spatial sizes.
     """
+    if stride == 1 and not (torch.is_grad_enabled() and x.requires_grad):
+        return F.pad(x, widths, mode="circular")  # no backward to pay for: its forward is fast
     batch, channels, *spatial = x.shape
     spatial_shape = tuple(spatial)
     index = _index(spatial_shape, stride, widths, x.device)

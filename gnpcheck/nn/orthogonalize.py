@@ -13,7 +13,9 @@ Note [orthogonalization]):
     .. math:: \bar A = \big[(I - Q Q^T)\,\bar Q + Q\, \operatorname{tril}(B - B^T, -1)\big]
               \, T^{-T}, \qquad B = Q^T \bar Q,
 
-    a few matrix products and one triangular solve (PyTorch's ``linalg.qr`` backward).
+    a few matrix products and one triangular solve (the formula of PyTorch's ``linalg.qr``
+    backward, here in a function of its own that also fixes the column signs, so autograd
+    records one node).
 
 ``"bjorck"``
     Björck–Bowie iterations (as :func:`gnpcheck.reference.bjorck`) from
@@ -152,13 +154,49 @@ def _check_dtype(dtype: object) -> torch.dtype:
     return dtype
 
 
+def _positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Thin QR of ``a`` in float64 with ``diag(T) > 0`` (columns of ``Q``, rows of ``T``
+    negated where Householder gave a negative diagonal)."""
+    q, t = torch.linalg.qr(a.to(torch.float64))
+    signs = torch.where(torch.diagonal(t, dim1=-2, dim2=-1) < 0, -1.0, 1.0)
+    return q * signs.unsqueeze(-2), t * signs.unsqueeze(-1)
+
+
+class _QROrthonormal(torch.autograd.Function):
+    """``Q`` of the thin QR factorization with ``diag(T) > 0``, in float64, with the closed-form
+    backward of the module docstring (``T`` is a non-differentiable extra output kept for it)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _positive_qr(a)
+
+    @staticmethod
+    def setup_context(
+        ctx: Any, inputs: tuple[torch.Tensor], output: tuple[torch.Tensor, torch.Tensor]
+    ) -> None:
+        q, t = output
+        ctx.mark_non_differentiable(t)
+        ctx.save_for_backward(q, t)
+        ctx.input_dtype = inputs[0].dtype
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> torch.Tensor:
+        q, t = ctx.saved_tensors
+        b = q.mT @ grad
+        m = grad - q @ b + q @ torch.tril(b - b.mT, -1)
+        solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
+        return solved.to(ctx.input_dtype)
+
+
 def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``Q`` of the thin QR factorization of ``a`` with a positive diagonal of ``T``.
 
     Householder QR (``torch.linalg.qr``) in float64 whatever ``a``'s dtype, so ``Q`` is
     orthonormal to the rounding of ``dtype`` (default: ``a``'s) for any conditioning of
-    ``a``; differentiable through PyTorch's closed-form QR backward (the column signs are
-    constants to autograd).
+    ``a``; differentiable by the closed form of the module docstring, with ``Q`` and ``T``
+    of the positive-diagonal factorization (one product pair and a triangular solve).
 
     Raises:
         InvalidArgumentError, InvalidTypeError: ``a`` not a floating batch of tall matrices;
@@ -168,10 +206,8 @@ def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torc
     target = a.dtype if dtype is None else _check_dtype(dtype)
     if a.shape[-1] == 0:
         return a.to(target).clone()
-    q, t = torch.linalg.qr(a.to(torch.float64))
-    signs = torch.where(torch.diagonal(t, dim1=-2, dim2=-1) < 0, -1.0, 1.0)
-    orthonormal: torch.Tensor = (q * signs.unsqueeze(-2)).to(target)
-    return orthonormal
+    orthonormal: torch.Tensor = _QROrthonormal.apply(a)[0]  # type: ignore[no-untyped-call]
+    return orthonormal.to(target)
 
 
 def orthonormalize(

@@ -22,6 +22,8 @@ from gnpcheck.models import ACTIVATIONS, CONVS, INIT_SCALES, MODELS
 
 __all__ = [
     "BUDGET_FIELDS",
+    "LR_SCHEDULES",
+    "SEED_LR_DECAY",
     "TrainConfig",
     "config_from_dict",
     "field_types",
@@ -47,7 +49,11 @@ class TrainConfig:
         init_scale: ``fan_in`` (the seed's) or ``unit`` scale of the BCOP and Björck
             matrices at initialization (:mod:`gnpcheck.models.components`, Note [init scale]).
         epochs, batch_size: training length and global batch (split over processes in DDP).
-        lr, lr_decay: Adam's learning rate, multiplied by ``lr_decay`` after every epoch.
+        lr, lr_schedule, lr_decay: Adam's learning rate and its schedule per epoch:
+            ``exponential`` multiplies it by ``lr_decay`` after every epoch (default: the
+            seed's :data:`SEED_LR_DECAY`); ``cosine`` anneals it over ``epochs`` to
+            ``lr (1 + cos(pi e / epochs)) / 2`` in epoch ``e`` (no ``lr_decay``; the run's
+            ``epochs`` are then fixed at resume).
         average_decay: keep an exponential moving average of the parameters with this decay
             per step and evaluate it (``None``: no average; :mod:`gnpcheck.train.loop`).
         eps_train: the hinge loss margin is ``sqrt(2) * eps_train``.
@@ -75,7 +81,8 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 128
     lr: float = 1e-3
-    lr_decay: float = 0.96235062639
+    lr_schedule: str = "exponential"
+    lr_decay: float | None = None
     average_decay: float | None = None
     eps_train: float = 1.5
     eps_cert: float = 1.58
@@ -97,6 +104,7 @@ class TrainConfig:
         _check_choice(self.padding, "padding", ("circular", "same"))
         _check_choice(self.orthogonalizer, "orthogonalizer", ("qr", "bjorck"))
         _check_choice(self.init_scale, "init_scale", INIT_SCALES)
+        _check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
         _check_choice(self.linear_orthogonalizer, "linear_orthogonalizer", ("polar", "bjorck"))
         if self.linear_orthogonalizer == "polar" and self.linear_bjorck_iters is not None:
             raise InvalidArgumentError(
@@ -119,8 +127,12 @@ class TrainConfig:
             raise InvalidArgumentError(
                 f"average_decay={self.average_decay}, but it must be in [0, 1) or none"
             )
-        if not 0 < self.lr_decay <= 1:
+        if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
             raise InvalidArgumentError(f"lr_decay={self.lr_decay}, but it must be in (0, 1]")
+        if self.lr_schedule == "cosine" and self.lr_decay is not None:
+            raise InvalidArgumentError(
+                f"lr_decay={self.lr_decay}, but lr_schedule='cosine' has no decay factor"
+            )
         if not 0 <= self.eps_cert < math.inf:
             raise InvalidArgumentError(f"eps_cert={self.eps_cert}, but it must be >= 0")
         if self.time_limit is not None and not 0 < self.time_limit < math.inf:
@@ -132,10 +144,21 @@ class TrainConfig:
                 f"device={self.device!r}, but it must be 'cpu' or 'cuda[:N]'"
             )
 
+    @property
+    def decay_per_epoch(self) -> float:
+        """The exponential schedule's factor: ``lr_decay``, or the seed's when unset."""
+        return SEED_LR_DECAY if self.lr_decay is None else self.lr_decay
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (what checkpoints store)."""
         return asdict(self)
 
+
+#: The seed's learning-rate factor per epoch (about 4.5e-4 of the initial rate after 200).
+SEED_LR_DECAY = 0.96235062639
+
+#: Learning-rate schedules (:attr:`TrainConfig.lr_schedule`).
+LR_SCHEDULES = ("exponential", "cosine")
 
 #: Fields that may change when a run is resumed (how long and how it runs, not what it learns).
 BUDGET_FIELDS = frozenset(

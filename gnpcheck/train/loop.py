@@ -1,8 +1,9 @@
-r"""The training loop: hinge loss, Adam, exponential decay, evaluation, checkpoints, resume.
+r"""The training loop: hinge loss, Adam, learning-rate schedule, evaluation, checkpoints, resume.
 
 Each step minimizes the multi-class hinge loss with margin :math:`\sqrt 2\, \varepsilon_{train}`
 (a zero loss certifies radius :math:`\varepsilon_{train}` for a 1-Lipschitz network) with
-Adam; the learning rate is multiplied by ``lr_decay`` after every epoch. Epoch ``e`` visits
+Adam; the learning rate follows ``lr_schedule`` per epoch (times ``lr_decay``, or a cosine
+over ``epochs``: :func:`learning_rate_schedule`). Epoch ``e`` visits
 the training set in the order ``randperm`` draws from seed ``(seed, e)``, so a run is a
 function of its configuration and a resumed run repeats exactly what an uninterrupted one
 does (docs/training.rst, Note [resume]).
@@ -68,6 +69,7 @@ __all__ = [
     "build_from_config",
     "epoch_order",
     "evaluate",
+    "learning_rate_schedule",
     "model_from_checkpoint",
     "resume",
     "train",
@@ -180,6 +182,19 @@ def _write_history(history: list[dict[str, Any]], path: Path) -> None:
     os.replace(temporary, path)
 
 
+def learning_rate_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch schedule of ``config.lr_schedule``: ``exponential`` (times ``lr_decay``
+    per epoch) or ``cosine`` (factor ``(1 + cos(pi e / epochs)) / 2`` in epoch ``e``)."""
+    if config.lr_schedule == "cosine":
+        epochs = config.epochs
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda epoch: 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs))
+        )
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, config.decay_per_epoch)
+
+
 class _Run:
     """The mutable state of one run between checkpoints."""
 
@@ -189,7 +204,7 @@ class _Run:
         self.context = context
         self.model = build_from_config(config).to(context.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
+        self.scheduler = learning_rate_schedule(self.optimizer, config)
         for module in self.model.modules():
             if isinstance(module, SVCMConv2d):
                 module.register_projection_hook(self.optimizer)
@@ -443,6 +458,12 @@ def resume(
             f"overrides {fixed}, but a resumed run may change only {sorted(BUDGET_FIELDS)}"
         )
     config = config_from_dict({**state["config"], **(overrides or {})})
+    started_with = state["config"]["epochs"]
+    if config.lr_schedule == "cosine" and config.epochs != started_with:
+        raise InvalidArgumentError(
+            f"epochs={config.epochs}, but this run's cosine schedule anneals over the "
+            f"{started_with} epochs it started with"
+        )
     context = context or single_process(config.device)
     run = _Run(config, directory, context)
     run.load(state)

@@ -34,6 +34,8 @@ def test_values_and_gradients_equal_unshuffle_then_circular_pad(
     ours, expected = unshuffle_circular_pad(x, stride, widths), _oracle(x, stride, widths)
     assert ours.shape == expected.shape
     assert torch.equal(ours, expected)
+    with torch.no_grad():  # without a stride: F.pad itself
+        assert torch.equal(unshuffle_circular_pad(x, stride, widths), expected)
     g = torch.randn_like(ours)
     (ours_grad,) = torch.autograd.grad(ours, x, g)
     (expected_grad,) = torch.autograd.grad(expected, x, g)

@@ -48,7 +48,7 @@ def test_a_run_writes_checkpoints_and_history(tiny_config: TrainConfig, tmp_path
     assert [r["epoch"] for r in history] == [1.0, 2.0]
     assert history[1]["train_loss"] < history[0]["train_loss"]
     assert history[1]["clean"] > 50.0
-    assert history[1]["lr"] == pytest.approx(tiny_config.lr * tiny_config.lr_decay**2)
+    assert history[1]["lr"] == pytest.approx(tiny_config.lr * tiny_config.decay_per_epoch**2)
     assert 0 < history[0]["train_minutes"] < history[1]["train_minutes"]
     lines = (tmp_path / HISTORY_NAME).read_text().splitlines()
     assert lines[0].startswith("epoch,train_minutes,wall_minutes,lr,train_loss,clean,certified")
@@ -128,7 +128,20 @@ def test_resume_after_a_killed_run_loses_only_the_current_epoch(
     reference = train(dataclasses.replace(tiny_config, epochs=epochs), tmp_path / "reference")
     _assert_same_state(resumed.model.state_dict(), reference.model.state_dict())
     assert _learned(resumed.history) == _learned(reference.history)
-    assert math.isclose(resumed.history[-1]["lr"], tiny_config.lr * tiny_config.lr_decay**epochs)
+    assert math.isclose(resumed.history[-1]["lr"], tiny_config.lr * tiny_config.decay_per_epoch**epochs)
+
+
+def test_cosine_schedule_anneals_over_the_epochs_and_fixes_them(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    """Factor ``(1 + cos(pi e / epochs)) / 2`` after epoch ``e``: 1/2 after one of two, then 0;
+    a resumed cosine run may not change the epochs it anneals over."""
+    cosine = dataclasses.replace(tiny_config, lr_schedule="cosine", epochs=2)
+    history = train(dataclasses.replace(cosine, time_limit=None), tmp_path / "full").history
+    assert [r["lr"] for r in history] == pytest.approx([cosine.lr / 2, 0.0], abs=1e-12)
+    train(dataclasses.replace(cosine, epochs=3), tmp_path / "short")
+    with pytest.raises(InvalidArgumentError, match="anneals over the 3 epochs it started with"):
+        resume(tmp_path / "short", {"epochs": 4})
 
 
 def test_resume_refuses_to_change_what_is_learned(tiny_config: TrainConfig, tmp_path: Path) -> None:

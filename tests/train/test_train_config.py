@@ -20,7 +20,7 @@ def test_defaults_are_the_seeds_recipe() -> None:
     assert config.eps_train == 1.5
     assert config.eps_cert == 1.58
     # The seed decays by 0.96235 per epoch: a factor of 1/e^... about 0.00045 over 200 epochs.
-    assert math.isclose(config.lr_decay**200, 4.5e-4, rel_tol=0.05)
+    assert math.isclose(config.decay_per_epoch**200, 4.5e-4, rel_tol=0.05)
 
 
 def test_toml_then_flags_override_the_defaults(tmp_path: Path) -> None:
@@ -69,6 +69,12 @@ def test_none_clears_an_optional_setting() -> None:
             InvalidArgumentError,
             "linear_bjorck_iters=5, but linear_orthogonalizer='polar' has no iterations",
         ),
+        ({"lr_schedule": "step"}, InvalidArgumentError, "lr_schedule='step', but it must be one"),
+        (
+            {"lr_schedule": "cosine", "lr_decay": 0.9},
+            InvalidArgumentError,
+            "lr_decay=0.9, but lr_schedule='cosine' has no decay factor",
+        ),
     ],
     ids=[
         "unknown",
@@ -82,6 +88,8 @@ def test_none_clears_an_optional_setting() -> None:
         "device",
         "average",
         "polar-iters",
+        "schedule",
+        "cosine-decay",
     ],
 )
 def test_bad_settings_name_the_key(values: dict[str, object], error: type, match: str) -> None:
