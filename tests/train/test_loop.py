@@ -128,7 +128,9 @@ def test_resume_after_a_killed_run_loses_only_the_current_epoch(
     reference = train(dataclasses.replace(tiny_config, epochs=epochs), tmp_path / "reference")
     _assert_same_state(resumed.model.state_dict(), reference.model.state_dict())
     assert _learned(resumed.history) == _learned(reference.history)
-    assert math.isclose(resumed.history[-1]["lr"], tiny_config.lr * tiny_config.decay_per_epoch**epochs)
+    assert math.isclose(
+        resumed.history[-1]["lr"], tiny_config.lr * tiny_config.decay_per_epoch**epochs
+    )
 
 
 def test_cosine_schedule_anneals_over_the_epochs_and_fixes_them(
