@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["KernelCache", "differentiating"]
+__all__ = ["KernelCache", "differentiating", "transforming"]
 
 
 def differentiating(parameters: Sequence[torch.Tensor]) -> bool:
@@ -30,9 +30,9 @@ def differentiating(parameters: Sequence[torch.Tensor]) -> bool:
     return torch.is_grad_enabled() and any(p.requires_grad for p in parameters)
 
 
-def _transforming() -> bool:
+def transforming() -> bool:
     """Whether a ``torch.func`` transform (vmap, grad, jacrev, ...) is active: its wrapped
-    tensors must be neither cached nor compared."""
+    tensors must be neither cached, compared nor branched on."""
     return torch._C._functorch.peek_interpreter_stack() is not None
 
 
@@ -80,7 +80,7 @@ class KernelCache:
         parameter copies match the current ones exactly, else a fresh ``build()``, cached.
         A kernel built in inference mode is not reused outside it (autograd may not save it).
         """
-        if differentiating(parameters) or torch.compiler.is_compiling() or _transforming():
+        if differentiating(parameters) or torch.compiler.is_compiling() or transforming():
             return build()
         entry = self._entry
         if (

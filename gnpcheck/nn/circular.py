@@ -61,9 +61,10 @@ def circular_source_positions(
 @lru_cache(maxsize=128)
 def _index(
     spatial_shape: tuple[int, ...], stride: int, widths: tuple[int, ...], device: torch.device
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The flat gather index on ``device`` and the padded spatial shape."""
     source = circular_source_positions(spatial_shape, stride, widths)
-    return torch.from_numpy(source.reshape(-1)).to(device)
+    return torch.from_numpy(source.reshape(-1)).to(device), source.shape[1:]
 
 
 def unshuffle_circular_pad(x: torch.Tensor, stride: int, widths: tuple[int, ...]) -> torch.Tensor:
@@ -79,7 +80,6 @@ def unshuffle_circular_pad(x: torch.Tensor, stride: int, widths: tuple[int, ...]
         return F.pad(x, widths, mode="circular")  # no backward to pay for: its forward is fast
     batch, channels, *spatial = x.shape
     spatial_shape = tuple(spatial)
-    index = _index(spatial_shape, stride, widths, x.device)
-    padded = circular_source_positions(spatial_shape, stride, widths).shape[1:]
+    index, padded = _index(spatial_shape, stride, widths, x.device)
     flat = x.reshape(batch * channels, -1).index_select(1, index)
     return flat.view(batch, channels * stride ** len(spatial), *padded)

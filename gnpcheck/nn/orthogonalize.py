@@ -48,6 +48,7 @@ from typing import Any, Literal
 import torch
 
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
+from gnpcheck.nn.cache import transforming
 from gnpcheck.reference import bjorck_coefficients
 
 __all__ = [
@@ -293,7 +294,7 @@ def _polar_by_gram(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     """``(Q, V, s)`` from the eigendecomposition ``A^T A = V S^2 V^T`` in float64, or ``None``
     when ``A`` is too ill-conditioned for it (or a ``torch.func`` transform is active, whose
     batched tensors cannot be branched on)."""
-    if torch._C._functorch.peek_interpreter_stack() is not None:
+    if transforming():
         return None
     squares, v = torch.linalg.eigh(a.mT @ a)
     smallest, largest = squares[..., 0].min(), squares[..., -1].max()
