@@ -162,22 +162,21 @@ class _BCOPConvNd(ConstrainedConv):
             if self.bias is not None:
                 self.bias.zero_()
 
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def factors(self, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
         """The orthogonal ``H`` (``n x n``) and the projectors ``R_i R_i^T`` (``d (K-1) x n x n``),
-        differentiable, computed in float64 whatever the parameters' dtype (Note [error budget]).
+        differentiable, computed in float64 whatever the parameters' dtype (Note [error budget])
+        and returned in ``dtype``; their backward runs in ``dtype``.
 
         In 2-D the projectors are ``P_1..P_{K-1}`` (row factors) then ``Q_1..Q_{K-1}``.
         """
-        method, iters, wide = self.orthogonalizer, self.bjorck_iters, torch.float64
-        h = orthonormalize(self.h_tilde, method, iters, dtype=wide)
-        return h, projectors(self.r_tilde, method, iters)
+        method, iters = self.orthogonalizer, self.bjorck_iters
+        h = orthonormalize(self.h_tilde, method, iters, dtype=dtype)
+        return h, projectors(self.r_tilde, method, iters, dtype=dtype)
 
     def _build_kernel(self) -> torch.Tensor:
-        h, p = self.factors()
-        dtype = self.build_dtype or self.h_tilde.dtype
+        h, p = self.factors(self.build_dtype or self.h_tilde.dtype)
         narrow = self.inner_in_channels if self.inner_in_channels < self.channels else None
-        rows = h[: self.out_channels].to(dtype)
-        kernel = bcop_kernel(rows, p.to(dtype), self.spatial_ndim, narrow)
+        kernel = bcop_kernel(h[: self.out_channels], p, self.spatial_ndim, narrow)
         return kernel.to(self.h_tilde.dtype)
 
     def _kernel(self) -> torch.Tensor:

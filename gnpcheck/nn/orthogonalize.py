@@ -29,6 +29,10 @@ Note [orthogonalization]):
     in float64 (by ``eigh`` of :math:`A^T A`, or an SVD when :math:`A` is ill-conditioned)
     with a closed-form backward.
 
+The float64 forward is what makes :math:`Q` orthonormal to the rounding of the layer's dtype;
+the backward runs in the gradient's dtype (float32 for a float32 layer), which halves the
+cost of its products and solve and loses nothing a float32 update could hold.
+
 A symmetric projector is :math:`P = Q Q^T`; it depends only on the span of :math:`A`, so both
 methods give the same :math:`P` up to rounding and convergence. With ``"qr"`` its gradient
 has a closed form of its own (:func:`projectors`): from :math:`dP = (I - P)\,dA\,T^{-1} Q^T
@@ -164,31 +168,32 @@ def _positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _QROrthonormal(torch.autograd.Function):
-    """``Q`` of the thin QR factorization with ``diag(T) > 0``, in float64, with the closed-form
-    backward of the module docstring (``T`` is a non-differentiable extra output kept for it)."""
+    """``Q`` of the thin QR factorization with ``diag(T) > 0``, computed in float64 and
+    returned in ``dtype``, with the closed-form backward of the module docstring in the
+    gradient's dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept
+    for it)."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _positive_qr(a)
+    def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        q, t = _positive_qr(a)
+        return q.to(dtype, copy=True), q, t
 
     @staticmethod
-    def setup_context(
-        ctx: Any, inputs: tuple[torch.Tensor], output: tuple[torch.Tensor, torch.Tensor]
-    ) -> None:
-        q, t = output
-        ctx.mark_non_differentiable(t)
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        _, q, t = output
+        ctx.mark_non_differentiable(q, t)
         ctx.save_for_backward(q, t)
         ctx.input_dtype = inputs[0].dtype
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> torch.Tensor:
-        q, t = ctx.saved_tensors
+    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
+        q, t = (saved.to(grad.dtype) for saved in ctx.saved_tensors)
         b = q.mT @ grad
         m = grad - q @ b + q @ torch.tril(b - b.mT, -1)
         solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
-        return solved.to(ctx.input_dtype)
+        return solved.to(ctx.input_dtype), None
 
 
 def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -197,7 +202,8 @@ def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torc
     Householder QR (``torch.linalg.qr``) in float64 whatever ``a``'s dtype, so ``Q`` is
     orthonormal to the rounding of ``dtype`` (default: ``a``'s) for any conditioning of
     ``a``; differentiable by the closed form of the module docstring, with ``Q`` and ``T``
-    of the positive-diagonal factorization (one product pair and a triangular solve).
+    of the positive-diagonal factorization (one product pair and a triangular solve),
+    evaluated in ``dtype``: a gradient needs no more precision than the value it updates.
 
     Raises:
         InvalidArgumentError, InvalidTypeError: ``a`` not a floating batch of tall matrices;
@@ -207,8 +213,8 @@ def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torc
     target = a.dtype if dtype is None else _check_dtype(dtype)
     if a.shape[-1] == 0:
         return a.to(target).clone()
-    orthonormal: torch.Tensor = _QROrthonormal.apply(a)[0]  # type: ignore[no-untyped-call]
-    return orthonormal.to(target)
+    orthonormal: torch.Tensor = _QROrthonormal.apply(a, target)[0]  # type: ignore[no-untyped-call]
+    return orthonormal
 
 
 def orthonormalize(
@@ -236,53 +242,57 @@ def orthonormalize(
 
 
 class _QRProjector(torch.autograd.Function):
-    """``P = Q Q^T`` from the thin QR factorization of ``A`` in float64, with the closed-form
-    backward of the module docstring (``Q`` and ``T`` are non-differentiable extra outputs
-    kept for it)."""
+    """``P = Q Q^T`` from the thin QR factorization of ``A``, computed in float64 and returned
+    in ``dtype``, with the closed-form backward of the module docstring in the gradient's
+    dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept for it)."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         q, t = torch.linalg.qr(a.to(torch.float64))
-        return q @ q.mT, q, t
+        return (q @ q.mT).to(dtype), q, t
 
     @staticmethod
-    def setup_context(
-        ctx: Any, inputs: tuple[torch.Tensor], output: tuple[torch.Tensor, ...]
-    ) -> None:
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
         _, q, t = output
         ctx.mark_non_differentiable(q, t)
         ctx.save_for_backward(q, t)
         ctx.input_dtype = inputs[0].dtype
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> torch.Tensor:
-        q, t = ctx.saved_tensors
+    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
+        q, t = (saved.to(grad.dtype) for saved in ctx.saved_tensors)
         m = (grad + grad.mT) @ q
         m = m - q @ (q.mT @ m)
         solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
-        return solved.to(ctx.input_dtype)
+        return solved.to(ctx.input_dtype), None
 
 
 def projectors(
-    a: torch.Tensor, method: Orthogonalizer = "qr", iters: int = 0, order: int = 1
+    a: torch.Tensor,
+    method: Orthogonalizer = "qr",
+    iters: int = 0,
+    order: int = 1,
+    dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """The symmetric projectors ``Q Q^T`` onto the column spans of a batch of tall ``a``, in
-    float64 (``Q`` by ``method`` as :func:`orthonormalize`; ``"qr"`` differentiates by the
-    closed form of the module docstring).
+    """The symmetric projectors ``Q Q^T`` onto the column spans of a batch of tall ``a``,
+    computed in float64 and returned in ``dtype`` (``Q`` by ``method`` as
+    :func:`orthonormalize`; ``"qr"`` differentiates by the closed form of the module
+    docstring, in the gradient's dtype).
 
     Raises:
         InvalidArgumentError, InvalidTypeError: as :func:`orthonormalize`.
     """
+    dtype = _check_dtype(dtype)
     if method == "qr":
         a = _check_tall(a, "a")
         if a.shape[-1] == 0:
-            return a.new_zeros((*a.shape[:-1], a.shape[-2]), dtype=torch.float64)
-        projector: torch.Tensor = _QRProjector.apply(a)[0]  # type: ignore[no-untyped-call]
+            return a.new_zeros((*a.shape[:-1], a.shape[-2]), dtype=dtype)
+        projector: torch.Tensor = _QRProjector.apply(a, dtype)[0]  # type: ignore[no-untyped-call]
         return projector
     bases = orthonormalize(a, method, iters, order, dtype=torch.float64)
-    return bases @ bases.mT
+    return (bases @ bases.mT).to(dtype)
 
 
 #: Largest condition number for which :func:`polar_orthonormalize` takes the Gram route:

@@ -192,6 +192,32 @@ def test_float32_polar_gradient_agrees_with_the_float64_one() -> None:
     assert torch.abs(gradients[0] - gradients[1]).max() <= 1e-5 * scale
 
 
+@pytest.mark.parametrize("function", ["qr", "projectors"])
+def test_float32_qr_gradients_run_in_float32_and_agree_with_float64(function: str) -> None:
+    a = _ill_conditioned(2 * 24, 12, 20.0, seed=3).reshape(2, 24, 12)
+    gradients = []
+    for dtype in (torch.float32, torch.float64):
+        leaf = a.to(dtype).requires_grad_()
+        out = qr_orthonormalize(leaf) if function == "qr" else projectors(leaf, dtype=dtype)
+        assert out.dtype == dtype
+        # one node from the leaf to the output: no conversion that would run backward in float64
+        assert out.grad_fn is not None
+        assert out.grad_fn.next_functions[0][0].variable is leaf
+        (out * _gaussian(*out.shape, seed=5).to(dtype)).sum().backward()
+        assert leaf.grad is not None
+        assert leaf.grad.dtype == dtype
+        gradients.append(leaf.grad.double())
+    scale = torch.abs(gradients[1]).max()
+    assert torch.abs(gradients[0] - gradients[1]).max() <= 1e-5 * scale
+
+
+def test_projectors_return_the_requested_dtype_from_the_float64_product() -> None:
+    r = _gaussian(3, 6, 2, dtype=torch.float32)
+    wide = projectors(r)
+    assert wide.dtype == torch.float64
+    assert torch.equal(projectors(r, dtype=torch.float32), wide.float())
+
+
 def test_polar_factor_of_an_ill_conditioned_matrix() -> None:
     """kappa = 1e5 (the SVD route): the factor is orthonormal to float32 rounding."""
     a = _ill_conditioned(8, 4, 1e5).float()
@@ -234,6 +260,12 @@ BAD = [
         lambda: qr_orthonormalize(torch.zeros(3, 2), torch.int32),
         InvalidTypeError,
         "dtype=torch.int32",
+    ),
+    (
+        "projector-dtype",
+        lambda: projectors(torch.zeros(3, 2), dtype=torch.int64),
+        InvalidTypeError,
+        "dtype=torch.int64",
     ),
 ]
 
