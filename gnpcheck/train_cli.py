@@ -39,6 +39,7 @@ _SETTING_HELP = {
     "lr_schedule": "exponential (times lr_decay per epoch; default) or cosine (over epochs)",
     "lr_decay": "learning rate factor per epoch, exponential schedule (default 0.96235)",
     "average_decay": "evaluate a moving average of the weights with this decay per step",
+    "loss": "hinge (the seed's, mean over classes; default) or max_hinge (top competitor)",
     "eps_train": "hinge margin is sqrt(2) * eps_train (default 1.5)",
     "eps_cert": "L2 radius of the certified accuracy while training (default 1.58)",
     "seed": "seed of initialization and data order (default 0)",

@@ -12,6 +12,7 @@ from gnpcheck.certify import (
     certified,
     certified_radius,
     logit_margin,
+    max_margin_hinge_loss,
     multiclass_hinge_loss,
     pgd_l2,
 )
@@ -60,6 +61,26 @@ def test_hinge_loss_is_torchs_multi_margin_loss_and_zero_beyond_margin() -> None
     assert float(multiclass_hinge_loss(logits[:1], labels[:1], 2.4)) == 0.0
 
 
+def test_max_margin_hinge_is_the_hinge_of_the_certified_margin() -> None:
+    logits = torch.tensor([[3.0, 0.0, 2.5], [0.0, 1.0, 0.9], [0.0, 4.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    # margins to the strongest competitor: 0.5, 0.1, 3.0
+    expected = (max(0, 1 - 0.5) + max(0, 1 - 0.1) + 0) / 3
+    assert float(max_margin_hinge_loss(logits, labels, 1.0)) == pytest.approx(expected)
+    assert float(max_margin_hinge_loss(logits, labels, 0.0)) == 0.0
+
+
+def test_max_margin_hinge_pushes_only_the_strongest_competitor() -> None:
+    logits = torch.tensor([[1.0, 0.8, 0.7, -5.0]], requires_grad=True)
+    max_margin_hinge_loss(logits, torch.tensor([0]), 1.0).backward()
+    assert logits.grad is not None
+    assert logits.grad.tolist() == [[-1.0, 1.0, 0.0, 0.0]]
+    spread = logits.detach().clone().requires_grad_()
+    multiclass_hinge_loss(spread, torch.tensor([0]), 1.0).backward()
+    assert spread.grad is not None
+    assert spread.grad[0, 2] > 0  # the seed's hinge also pushes the second competitor
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -82,13 +103,19 @@ def test_hinge_loss_is_torchs_multi_margin_loss_and_zero_beyond_margin() -> None
             "margin=-1.0",
         ),
         (
+            lambda: max_margin_hinge_loss(
+                torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), -2.0
+            ),
+            "margin=-2.0",
+        ),
+        (
             lambda: pgd_l2(
                 nn.Identity(), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), 1.0, steps=0
             ),
             "steps=0",
         ),
     ],
-    ids=["logits-ndim", "labels-shape", "lipschitz", "margin", "steps"],
+    ids=["logits-ndim", "labels-shape", "lipschitz", "margin", "max-margin", "steps"],
 )
 def test_bad_arguments(call: object, match: str) -> None:
     with pytest.raises(InvalidArgumentError, match=match):

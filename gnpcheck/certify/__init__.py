@@ -19,6 +19,7 @@ from gnpcheck.certify.margin import (
     certified,
     certified_radius,
     logit_margin,
+    max_margin_hinge_loss,
     multiclass_hinge_loss,
 )
 from gnpcheck.certify.report import RobustnessReport, evaluate_robustness
@@ -32,6 +33,7 @@ __all__ = [
     "certified_radius",
     "evaluate_robustness",
     "logit_margin",
+    "max_margin_hinge_loss",
     "model_lipschitz",
     "multiclass_hinge_loss",
     "pgd_l2",

@@ -1,4 +1,4 @@
-r"""Margin certificates and the multi-class hinge loss (docs, Note [certificate]).
+r"""Margin certificates and the multi-class hinge losses (docs, Note [certificate]).
 
 For a network :math:`f` that is :math:`L`-Lipschitz in the L2 norm, every logit difference
 :math:`f_y - f_j` is :math:`\sqrt{2} L`-Lipschitz (the map :math:`u \mapsto u_y - u_j` has
@@ -17,7 +17,13 @@ import torch.nn.functional as F
 
 from gnpcheck.errors import InvalidArgumentError
 
-__all__ = ["certified", "certified_radius", "logit_margin", "multiclass_hinge_loss"]
+__all__ = [
+    "certified",
+    "certified_radius",
+    "logit_margin",
+    "max_margin_hinge_loss",
+    "multiclass_hinge_loss",
+]
 
 
 def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -69,3 +75,19 @@ def multiclass_hinge_loss(
     if margin < 0:
         raise InvalidArgumentError(f"margin={margin}, but it must be >= 0")
     return F.multi_margin_loss(logits, labels, margin=margin)
+
+
+def max_margin_hinge_loss(
+    logits: torch.Tensor, labels: torch.Tensor, margin: float
+) -> torch.Tensor:
+    r"""Mean over the batch of :math:`\max(0, m - (f_y - \max_{j \ne y} f_j))`.
+
+    The Crammer–Singer multi-class hinge: it penalizes the certificate's own margin
+    (:func:`logit_margin`), so only the strongest competitor of each example receives a
+    gradient, where :func:`multiclass_hinge_loss` spreads it over every class inside the
+    margin. With ``margin = sqrt(2) * eps_train`` a zero loss certifies radius ``eps_train``
+    for a 1-Lipschitz network.
+    """
+    if margin < 0:
+        raise InvalidArgumentError(f"margin={margin}, but it must be >= 0")
+    return torch.relu(margin - logit_margin(logits, labels)).mean()

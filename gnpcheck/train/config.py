@@ -22,6 +22,7 @@ from gnpcheck.models import ACTIVATIONS, CONVS, INIT_SCALES, MODELS
 
 __all__ = [
     "BUDGET_FIELDS",
+    "LOSSES",
     "LR_SCHEDULES",
     "SEED_LR_DECAY",
     "TrainConfig",
@@ -56,6 +57,10 @@ class TrainConfig:
             ``epochs`` are then fixed at resume).
         average_decay: keep an exponential moving average of the parameters with this decay
             per step and evaluate it (``None``: no average; :mod:`gnpcheck.train.loop`).
+        loss: ``hinge`` (the seed's multi-class hinge, averaged over the competing
+            classes: :func:`gnpcheck.certify.multiclass_hinge_loss`) or ``max_hinge`` (the
+            hinge of the certified margin, on the strongest competitor only:
+            :func:`gnpcheck.certify.max_margin_hinge_loss`).
         eps_train: the hinge loss margin is ``sqrt(2) * eps_train``.
         eps_cert: the L2 radius of the certified accuracy reported while training.
         seed: initialization and data order (epoch ``e`` shuffles with ``seed + e``).
@@ -84,6 +89,7 @@ class TrainConfig:
     lr_schedule: str = "exponential"
     lr_decay: float | None = None
     average_decay: float | None = None
+    loss: str = "hinge"
     eps_train: float = 1.5
     eps_cert: float = 1.58
     seed: int = 0
@@ -105,6 +111,7 @@ class TrainConfig:
         _check_choice(self.orthogonalizer, "orthogonalizer", ("qr", "bjorck"))
         _check_choice(self.init_scale, "init_scale", INIT_SCALES)
         _check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
+        _check_choice(self.loss, "loss", LOSSES)
         _check_choice(self.linear_orthogonalizer, "linear_orthogonalizer", ("polar", "bjorck"))
         if self.linear_orthogonalizer == "polar" and self.linear_bjorck_iters is not None:
             raise InvalidArgumentError(
@@ -156,6 +163,9 @@ class TrainConfig:
 
 #: The seed's learning-rate factor per epoch (about 4.5e-4 of the initial rate after 200).
 SEED_LR_DECAY = 0.96235062639
+
+#: Training losses (:attr:`TrainConfig.loss`).
+LOSSES = ("hinge", "max_hinge")
 
 #: Learning-rate schedules (:attr:`TrainConfig.lr_schedule`).
 LR_SCHEDULES = ("exponential", "cosine")

@@ -1,7 +1,9 @@
 r"""The training loop: hinge loss, Adam, learning-rate schedule, evaluation, checkpoints, resume.
 
-Each step minimizes the multi-class hinge loss with margin :math:`\sqrt 2\, \varepsilon_{train}`
-(a zero loss certifies radius :math:`\varepsilon_{train}` for a 1-Lipschitz network) with
+Each step minimizes a multi-class hinge loss (``loss``: the seed's, averaged over the classes,
+or the hinge of the certified margin: :data:`LOSS_FUNCTIONS`) with margin
+:math:`\sqrt 2\, \varepsilon_{train}` (a zero loss certifies radius
+:math:`\varepsilon_{train}` for a 1-Lipschitz network) with
 Adam; the learning rate follows ``lr_schedule`` per epoch (times ``lr_decay``, or a cosine
 over ``epochs``: :func:`learning_rate_schedule`). Epoch ``e`` visits
 the training set in the order ``randperm`` draws from seed ``(seed, e)``, so a run is a
@@ -34,6 +36,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,12 @@ from torch import nn
 from tqdm import tqdm
 
 from gnpcheck.certify.lipschitz import model_lipschitz
-from gnpcheck.certify.margin import certified, logit_margin, multiclass_hinge_loss
+from gnpcheck.certify.margin import (
+    certified,
+    logit_margin,
+    max_margin_hinge_loss,
+    multiclass_hinge_loss,
+)
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.models import LayerOptions, build_model
 from gnpcheck.nn.baselines import SVCMConv2d
@@ -65,6 +73,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_NAME",
     "HISTORY_NAME",
+    "LOSS_FUNCTIONS",
     "TrainResult",
     "build_from_config",
     "epoch_order",
@@ -77,6 +86,12 @@ __all__ = [
 
 CHECKPOINT_NAME = "last.pt"
 HISTORY_NAME = "history.csv"
+#: The function of each :data:`gnpcheck.train.config.LOSSES` name: ``(logits, labels, margin)``
+#: to the batch's mean loss.
+LOSS_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
+    "hinge": multiclass_hinge_loss,
+    "max_hinge": max_margin_hinge_loss,
+}
 #: The format tag of training checkpoints.
 CHECKPOINT_FORMAT = "gnpcheck-train/1"
 _HISTORY_COLUMNS = (
@@ -338,6 +353,7 @@ def _loop(run: _Run, context: DistributedContext) -> str:
         )
     network = wrap(run.model, context)
     margin = math.sqrt(2.0) * config.eps_train
+    loss_function = LOSS_FUNCTIONS[config.loss]
     limit = math.inf if config.time_limit is None else config.time_limit * 60
     stopped = "epochs"
     while run.epoch < config.epochs:
@@ -360,7 +376,7 @@ def _loop(run: _Run, context: DistributedContext) -> str:
                 break
             batch = order[run.step * config.batch_size : (run.step + 1) * config.batch_size]
             mine = shard(batch, context)
-            loss = multiclass_hinge_loss(network(train_x[mine]), train_y[mine], margin)
+            loss = loss_function(network(train_x[mine]), train_y[mine], margin)
             run.optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
             run.optimizer.step()

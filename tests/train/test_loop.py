@@ -15,10 +15,13 @@ import torch
 
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.train.checkpoint import load_checkpoint
-from gnpcheck.train.config import TrainConfig
+from gnpcheck.train.config import LOSSES, TrainConfig
+from gnpcheck.train.dataset import mnist_tensors
 from gnpcheck.train.loop import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
+    LOSS_FUNCTIONS,
+    build_from_config,
     epoch_order,
     model_from_checkpoint,
     resume,
@@ -144,6 +147,23 @@ def test_cosine_schedule_anneals_over_the_epochs_and_fixes_them(
     train(dataclasses.replace(cosine, epochs=3), tmp_path / "short")
     with pytest.raises(InvalidArgumentError, match="anneals over the 3 epochs it started with"):
         resume(tmp_path / "short", {"epochs": 4})
+
+
+def test_each_loss_is_the_one_minimized(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    """The first step's loss (the only one with ``train_examples`` = batch) is the chosen
+    function of the initial network's logits."""
+    assert set(LOSS_FUNCTIONS) == set(LOSSES)
+    one_step = dataclasses.replace(
+        tiny_config, epochs=1, train_examples=tiny_config.batch_size, time_limit=None
+    )
+    images, labels = mnist_tensors("train", one_step.data_dir, one_step.train_examples)
+    margin = math.sqrt(2.0) * one_step.eps_train
+    for name, function in LOSS_FUNCTIONS.items():
+        config = dataclasses.replace(one_step, loss=name)
+        with torch.no_grad():
+            expected = float(function(build_from_config(config)(images), labels, margin))
+        history = train(config, tmp_path / name).history
+        assert history[-1]["train_loss"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_resume_refuses_to_change_what_is_learned(tiny_config: TrainConfig, tmp_path: Path) -> None:

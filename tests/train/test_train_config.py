@@ -70,6 +70,7 @@ def test_none_clears_an_optional_setting() -> None:
             "linear_bjorck_iters=5, but linear_orthogonalizer='polar' has no iterations",
         ),
         ({"lr_schedule": "step"}, InvalidArgumentError, "lr_schedule='step', but it must be one"),
+        ({"loss": "l1"}, InvalidArgumentError, "loss='l1', but it must be one"),
         (
             {"lr_schedule": "cosine", "lr_decay": 0.9},
             InvalidArgumentError,
@@ -89,6 +90,7 @@ def test_none_clears_an_optional_setting() -> None:
         "average",
         "polar-iters",
         "schedule",
+        "loss",
         "cosine-decay",
     ],
 )
