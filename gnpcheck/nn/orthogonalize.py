@@ -167,18 +167,13 @@ def _positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q * signs.unsqueeze(-2), t * signs.unsqueeze(-1)
 
 
-class _QROrthonormal(torch.autograd.Function):
-    """``Q`` of the thin QR factorization with ``diag(T) > 0``, computed in float64 and
-    returned in ``dtype``, with the closed-form backward of the module docstring in the
-    gradient's dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept
-    for it)."""
+class _QRFunction(torch.autograd.Function):
+    """What the two QR Functions share: ``forward(a, dtype)`` returns the result in ``dtype``
+    and the float64 ``Q`` and ``T`` of ``a``'s QR factorization as non-differentiable extra
+    outputs, kept for a backward that runs in the gradient's dtype and ends with the solve
+    ``M T^{-T}``."""
 
     generate_vmap_rule = True
-
-    @staticmethod
-    def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        q, t = _positive_qr(a)
-        return q.to(dtype, copy=True), q, t
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
@@ -188,12 +183,35 @@ class _QROrthonormal(torch.autograd.Function):
         ctx.input_dtype = inputs[0].dtype
 
     @staticmethod
+    def saved_factors(ctx: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Q`` and ``T`` in ``dtype``."""
+        q, t = ctx.saved_tensors
+        return q.to(dtype), t.to(dtype)
+
+    @staticmethod
+    def input_gradient(ctx: Any, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``M T^{-T}`` in the input's dtype."""
+        solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
+        return solved.to(ctx.input_dtype)
+
+
+class _QROrthonormal(_QRFunction):
+    """``Q`` of the thin QR factorization with ``diag(T) > 0``, computed in float64 and
+    returned in ``dtype``, with the closed-form backward of the module docstring in the
+    gradient's dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept
+    for it)."""
+
+    @staticmethod
+    def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        q, t = _positive_qr(a)
+        return q.to(dtype, copy=True), q, t
+
+    @staticmethod
     def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
-        q, t = (saved.to(grad.dtype) for saved in ctx.saved_tensors)
+        q, t = _QRFunction.saved_factors(ctx, grad.dtype)
         b = q.mT @ grad
         m = grad - q @ b + q @ torch.tril(b - b.mT, -1)
-        solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
-        return solved.to(ctx.input_dtype), None
+        return _QRFunction.input_gradient(ctx, m, t), None
 
 
 def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -241,12 +259,10 @@ def orthonormalize(
     raise InvalidArgumentError(f"method={method!r}, but it must be 'qr' or 'bjorck'")
 
 
-class _QRProjector(torch.autograd.Function):
+class _QRProjector(_QRFunction):
     """``P = Q Q^T`` from the thin QR factorization of ``A``, computed in float64 and returned
     in ``dtype``, with the closed-form backward of the module docstring in the gradient's
     dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept for it)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -254,19 +270,11 @@ class _QRProjector(torch.autograd.Function):
         return (q @ q.mT).to(dtype), q, t
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-        _, q, t = output
-        ctx.mark_non_differentiable(q, t)
-        ctx.save_for_backward(q, t)
-        ctx.input_dtype = inputs[0].dtype
-
-    @staticmethod
     def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
-        q, t = (saved.to(grad.dtype) for saved in ctx.saved_tensors)
+        q, t = _QRFunction.saved_factors(ctx, grad.dtype)
         m = (grad + grad.mT) @ q
         m = m - q @ (q.mT @ m)
-        solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
-        return solved.to(ctx.input_dtype), None
+        return _QRFunction.input_gradient(ctx, m, t), None
 
 
 def projectors(
