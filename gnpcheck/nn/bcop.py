@@ -52,6 +52,7 @@ from gnpcheck.nn.orthogonalize import (
     orthonormalize,
     projectors,
 )
+from gnpcheck.nn.qr_kernel import qr_bcop_kernel
 from gnpcheck.nn.reference_bridge import ReferenceBCOP, reference_bcop
 from gnpcheck.reference import from_torch_layout
 from gnpcheck.reference import orthogonality_defect as reference_defect
@@ -174,7 +175,17 @@ class _BCOPConvNd(ConstrainedConv):
         return h, projectors(self.r_tilde, method, iters, dtype=dtype)
 
     def _build_kernel(self) -> torch.Tensor:
-        h, p = self.factors(self.build_dtype or self.h_tilde.dtype)
+        build_dtype = self.build_dtype or self.h_tilde.dtype
+        if self.orthogonalizer == "qr":  # one autograd node (Note [kernel build])
+            return qr_bcop_kernel(
+                self.h_tilde,
+                self.r_tilde,
+                self.spatial_ndim,
+                self.out_channels,
+                self.inner_in_channels,
+                build_dtype,
+            )
+        h, p = self.factors(build_dtype)
         narrow = self.inner_in_channels if self.inner_in_channels < self.channels else None
         kernel = bcop_kernel(h[: self.out_channels], p, self.spatial_ndim, narrow)
         return kernel.to(self.h_tilde.dtype)

@@ -27,7 +27,13 @@ import torch
 
 from gnpcheck.errors import InvalidArgumentError
 
-__all__ = ["bcop_kernel"]
+__all__ = [
+    "bcop_kernel",
+    "stages_backward",
+    "stages_forward",
+    "to_taps_first",
+    "to_torch_layout",
+]
 
 
 def _stage(x: torch.Tensor, p: torch.Tensor, axis: int) -> torch.Tensor:
@@ -64,6 +70,46 @@ def _axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
     return [stage for i in range(taps) for stage in ((i, 1), (taps + i, 0))]
 
 
+def stages_forward(
+    h: torch.Tensor, projectors: torch.Tensor, spatial_ndim: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The kernel taps first, ``(K, ..., o, n)``, and the input of every stage (what
+    :func:`stages_backward` needs)."""
+    taps = projectors.shape[0] // spatial_ndim
+    x = h.reshape((1,) * spatial_ndim + tuple(h.shape))
+    inputs = []
+    for index, axis in _axes(spatial_ndim, taps):
+        inputs.append(x)
+        x = _stage(x, projectors[index], axis)
+    return x, inputs
+
+
+def stages_backward(
+    projectors: torch.Tensor, inputs: list[torch.Tensor], grad: torch.Tensor, spatial_ndim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients with respect to ``h`` (``(o, n)``) and the projectors, given the gradient of
+    the taps-first kernel (contiguous) and the stage inputs of :func:`stages_forward`."""
+    taps = projectors.shape[0] // spatial_ndim
+    grad_projectors = torch.empty_like(projectors)
+    stages = _axes(spatial_ndim, taps)
+    for (index, axis), x in zip(reversed(stages), reversed(inputs), strict=True):
+        grad, grad_projectors[index] = _stage_backward(x, projectors[index], grad, axis)
+    return grad.reshape(grad.shape[spatial_ndim:]), grad_projectors
+
+
+def to_torch_layout(taps_first: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
+    """``(K, ..., o, i)`` to PyTorch's contiguous ``(o, i, K, ...)``."""
+    order = (spatial_ndim, spatial_ndim + 1, *range(spatial_ndim))
+    return taps_first.permute(order).contiguous()
+
+
+def to_taps_first(kernel: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
+    """``(o, i, K, ...)`` to a contiguous ``(K, ..., o, i)``: the inverse of
+    :func:`to_torch_layout`."""
+    order = (*range(2, 2 + spatial_ndim), 0, 1)
+    return kernel.permute(order).contiguous()
+
+
 class _KernelProduct(torch.autograd.Function):
     """The stages of :func:`bcop_kernel` with a hand-written backward (Note [kernel build]):
     autograd would record every narrow and concatenation, whose backward allocates and
@@ -77,34 +123,24 @@ class _KernelProduct(torch.autograd.Function):
     def forward(
         h: torch.Tensor, projectors: torch.Tensor, spatial_ndim: int
     ) -> tuple[torch.Tensor, ...]:
-        taps = projectors.shape[0] // spatial_ndim
-        x = h.reshape((1,) * spatial_ndim + tuple(h.shape))
-        inputs = []
-        for index, axis in _axes(spatial_ndim, taps):
-            inputs.append(x)
-            x = _stage(x, projectors[index], axis)
+        x, inputs = stages_forward(h, projectors, spatial_ndim)
         return (x, *inputs)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-        h, projectors, spatial_ndim = inputs
+        _, projectors, spatial_ndim = inputs
         ctx.mark_non_differentiable(*output[1:])
         ctx.save_for_backward(projectors, *output[1:])
         ctx.spatial_ndim = spatial_ndim
-        ctx.h_shape = tuple(h.shape)
 
     @staticmethod
     def backward(
         ctx: Any, grad: torch.Tensor, *unused: Any
     ) -> tuple[torch.Tensor, torch.Tensor, None]:
         projectors, *inputs = ctx.saved_tensors
-        taps = projectors.shape[0] // ctx.spatial_ndim
         grad = grad.contiguous()  # arrives permuted from the (out, in, K...) layout
-        grad_projectors = torch.empty_like(projectors)
-        stages = _axes(ctx.spatial_ndim, taps)
-        for (index, axis), x in zip(reversed(stages), reversed(inputs), strict=True):
-            grad, grad_projectors[index] = _stage_backward(x, projectors[index], grad, axis)
-        return grad.reshape(ctx.h_shape), grad_projectors, None
+        grad_h, grad_projectors = stages_backward(projectors, inputs, grad, ctx.spatial_ndim)
+        return grad_h, grad_projectors, None
 
 
 def bcop_kernel(
@@ -138,5 +174,4 @@ def bcop_kernel(
         x = _KernelProduct.apply(h, projectors, spatial_ndim)[0]  # type: ignore[no-untyped-call]
     if in_channels is not None:
         x = x[..., :in_channels]
-    order = (spatial_ndim, spatial_ndim + 1, *range(spatial_ndim))
-    return x.permute(order).contiguous()
+    return to_torch_layout(x, spatial_ndim)

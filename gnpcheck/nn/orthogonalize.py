@@ -62,8 +62,11 @@ __all__ = [
     "Orthogonalizer",
     "bjorck",
     "bjorck_orthonormalize",
+    "orthonormal_qr_gradient",
     "orthonormalize",
     "polar_orthonormalize",
+    "positive_qr",
+    "projector_qr_gradient",
     "projectors",
     "qr_orthonormalize",
     "spectral_norm_bound",
@@ -159,7 +162,7 @@ def _check_dtype(dtype: object) -> torch.dtype:
     return dtype
 
 
-def _positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Thin QR of ``a`` in float64 with ``diag(T) > 0`` (columns of ``Q``, rows of ``T``
     negated where Householder gave a negative diagonal)."""
     q, t = torch.linalg.qr(a.to(torch.float64))
@@ -167,11 +170,29 @@ def _positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q * signs.unsqueeze(-2), t * signs.unsqueeze(-1)
 
 
+def orthonormal_qr_gradient(q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    r""":math:`\bar A` of :math:`Q` from :math:`A = Q T` (``diag(T) > 0``) given :math:`\bar Q`:
+    :math:`[(I - Q Q^T)\bar Q + Q \operatorname{tril}(B - B^T, -1)]\, T^{-T}`,
+    :math:`B = Q^T \bar Q`, in the dtype of its arguments."""
+    b = q.mT @ grad
+    m = grad - q @ b + q @ torch.tril(b - b.mT, -1)
+    solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
+    return solved
+
+
+def projector_qr_gradient(q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    r""":math:`\bar A` of :math:`P = Q Q^T` from :math:`A = Q T` given :math:`\bar P`:
+    :math:`(I - P)(\bar P + \bar P^T)\, Q\, T^{-T}`, in the dtype of its arguments."""
+    m = (grad + grad.mT) @ q
+    m = m - q @ (q.mT @ m)
+    solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
+    return solved
+
+
 class _QRFunction(torch.autograd.Function):
     """What the two QR Functions share: ``forward(a, dtype)`` returns the result in ``dtype``
     and the float64 ``Q`` and ``T`` of ``a``'s QR factorization as non-differentiable extra
-    outputs, kept for a backward that runs in the gradient's dtype and ends with the solve
-    ``M T^{-T}``."""
+    outputs, kept for a backward that runs in the gradient's dtype."""
 
     generate_vmap_rule = True
 
@@ -188,12 +209,6 @@ class _QRFunction(torch.autograd.Function):
         q, t = ctx.saved_tensors
         return q.to(dtype), t.to(dtype)
 
-    @staticmethod
-    def input_gradient(ctx: Any, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``M T^{-T}`` in the input's dtype."""
-        solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
-        return solved.to(ctx.input_dtype)
-
 
 class _QROrthonormal(_QRFunction):
     """``Q`` of the thin QR factorization with ``diag(T) > 0``, computed in float64 and
@@ -203,15 +218,13 @@ class _QROrthonormal(_QRFunction):
 
     @staticmethod
     def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        q, t = _positive_qr(a)
+        q, t = positive_qr(a)
         return q.to(dtype, copy=True), q, t
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
         q, t = _QRFunction.saved_factors(ctx, grad.dtype)
-        b = q.mT @ grad
-        m = grad - q @ b + q @ torch.tril(b - b.mT, -1)
-        return _QRFunction.input_gradient(ctx, m, t), None
+        return orthonormal_qr_gradient(q, t, grad).to(ctx.input_dtype), None
 
 
 def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -272,9 +285,7 @@ class _QRProjector(_QRFunction):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
         q, t = _QRFunction.saved_factors(ctx, grad.dtype)
-        m = (grad + grad.mT) @ q
-        m = m - q @ (q.mT @ m)
-        return _QRFunction.input_gradient(ctx, m, t), None
+        return projector_qr_gradient(q, t, grad).to(ctx.input_dtype), None
 
 
 def projectors(

@@ -7,12 +7,10 @@ is empty, so it builds the kernel from scratch).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
 
-import gnpcheck.nn.bcop as bcop_module
 from gnpcheck.nn import BCOPConv2d, BjorckLinear
 from gnpcheck.nn.bcop import _BCOPConvNd
 from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT
@@ -45,13 +43,13 @@ def _train_step(layer: torch.nn.Module, x: torch.Tensor) -> None:
 def build_count(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the kernel builds of BCOP layers."""
     calls = [0]
-    original = bcop_module.bcop_kernel
+    original = _BCOPConvNd._build_kernel
 
-    def counting(*args: Any, **kwargs: Any) -> torch.Tensor:
+    def counting(self: _BCOPConvNd) -> torch.Tensor:
         calls[0] += 1
-        return original(*args, **kwargs)
+        return original(self)
 
-    monkeypatch.setattr(bcop_module, "bcop_kernel", counting)
+    monkeypatch.setattr(_BCOPConvNd, "_build_kernel", counting)
     return calls
 
 

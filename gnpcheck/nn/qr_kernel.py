@@ -1,0 +1,102 @@
+r"""The BCOP kernel straight from a layer's parameters with the QR orthogonalizer, as one
+autograd node (docs/layers.rst, Note [kernel build]).
+
+.. math:: \tilde H \xrightarrow{\text{QR}} H, \quad \tilde R_i \xrightarrow{\text{QR}}
+          R_i T_i, \quad P_i = R_i R_i^T, \quad W = H_{:o} \,\square\, [P_1, I - P_1]
+          \,\square \cdots
+
+computes exactly what :func:`~gnpcheck.nn.orthogonalize.qr_orthonormalize`,
+:func:`~gnpcheck.nn.orthogonalize.projectors` and :func:`~gnpcheck.nn.kernel.bcop_kernel`
+compute in sequence (float64 QR and projector products, block convolutions in
+``build_dtype``), and its backward is their closed forms chained by hand: the stages'
+backward gives :math:`\bar H, \bar P_i`, the QR gradients give :math:`\bar{\tilde H},
+\bar{\tilde R}_i`. One node instead of three, and no intermediate gradients cast,
+accumulated or sliced by autograd: about a fifth of the kernel's cost at 128 channels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gnpcheck.nn.kernel import stages_backward, stages_forward, to_taps_first, to_torch_layout
+from gnpcheck.nn.orthogonalize import (
+    orthonormal_qr_gradient,
+    positive_qr,
+    projector_qr_gradient,
+)
+
+__all__ = ["qr_bcop_kernel"]
+
+
+class _QRKernel(torch.autograd.Function):
+    """``forward(h_tilde, r_tilde, (spatial_ndim, out_channels, in_channels), build_dtype)``:
+    the kernel in the parameters' dtype, then non-differentiable extra outputs kept for the
+    backward (float64 ``Q`` and ``T`` of both QR factorizations, the projectors and the
+    stage inputs in ``build_dtype``); ``setup_context`` style, for ``torch.func`` and
+    ``torch.compile``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        h_tilde: torch.Tensor,
+        r_tilde: torch.Tensor,
+        sizes: tuple[int, int, int],
+        build_dtype: torch.dtype,
+    ) -> tuple[torch.Tensor, ...]:
+        spatial_ndim, out_channels, in_channels = sizes
+        h_q, h_t = positive_qr(h_tilde)
+        r_q, r_t = torch.linalg.qr(r_tilde.to(torch.float64))
+        projectors = (r_q @ r_q.mT).to(build_dtype)
+        h = h_q[:out_channels].to(build_dtype)
+        taps_first, inputs = stages_forward(h, projectors, spatial_ndim)
+        kernel = to_torch_layout(taps_first[..., :in_channels], spatial_ndim)
+        return (kernel.to(h_tilde.dtype), h_q, h_t, r_q, r_t, projectors, *inputs)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        h_tilde, r_tilde, sizes, _ = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(*output[1:])
+        ctx.spatial_ndim = sizes[0]
+        ctx.dtypes = (h_tilde.dtype, r_tilde.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor | None, ...]:
+        h_q, h_t, r_q, r_t, projectors, *inputs = ctx.saved_tensors
+        build_dtype, n = projectors.dtype, h_q.shape[-1]
+        taps_first = to_taps_first(grad.to(build_dtype), ctx.spatial_ndim)
+        if taps_first.shape[-1] < n:  # the kernel kept the first in_channels inputs
+            taps_first = torch.nn.functional.pad(taps_first, (0, n - taps_first.shape[-1]))
+        grad_h, grad_projectors = stages_backward(projectors, inputs, taps_first, ctx.spatial_ndim)
+        grad_h_tilde = grad_r_tilde = None
+        if ctx.needs_input_grad[0]:
+            if grad_h.shape[0] < n:  # the kernel used the first out_channels rows of H
+                grad_h = torch.nn.functional.pad(grad_h, (0, 0, 0, n - grad_h.shape[0]))
+            grad_h_tilde = orthonormal_qr_gradient(
+                h_q.to(build_dtype), h_t.to(build_dtype), grad_h
+            ).to(ctx.dtypes[0])
+        if ctx.needs_input_grad[1]:
+            grad_r_tilde = projector_qr_gradient(
+                r_q.to(build_dtype), r_t.to(build_dtype), grad_projectors
+            ).to(ctx.dtypes[1])
+        return grad_h_tilde, grad_r_tilde, None, None
+
+
+def qr_bcop_kernel(
+    h_tilde: torch.Tensor,
+    r_tilde: torch.Tensor,
+    spatial_ndim: int,
+    out_channels: int,
+    in_channels: int,
+    build_dtype: torch.dtype,
+) -> torch.Tensor:
+    """The BCOP kernel ``(out_channels, in_channels, K, ...)`` of ``H`` = Q of ``h_tilde``
+    (``n x n``) and the projectors onto the spans of ``r_tilde`` (``d (K - 1) x n x m``),
+    contiguous, in ``h_tilde``'s dtype; the block convolutions run in ``build_dtype``.
+    Shapes are the layer's to check (:class:`~gnpcheck.nn.BCOPConv2d`)."""
+    sizes = (spatial_ndim, out_channels, in_channels)
+    kernel: torch.Tensor = _QRKernel.apply(h_tilde, r_tilde, sizes, build_dtype)[0]  # type: ignore[no-untyped-call]
+    return kernel
