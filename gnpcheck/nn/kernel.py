@@ -130,13 +130,16 @@ class _KernelProduct(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
         _, projectors, spatial_ndim = inputs
         ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)  # no zero gradients for the stage inputs
         ctx.save_for_backward(projectors, *output[1:])
         ctx.spatial_ndim = spatial_ndim
 
     @staticmethod
     def backward(
-        ctx: Any, grad: torch.Tensor, *unused: Any
-    ) -> tuple[torch.Tensor, torch.Tensor, None]:
+        ctx: Any, grad: torch.Tensor | None, *unused: Any
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        if grad is None:  # the kernel did not reach the loss
+            return None, None, None
         projectors, *inputs = ctx.saved_tensors
         grad = grad.contiguous()  # arrives permuted from the (out, in, K...) layout
         grad_h, grad_projectors = stages_backward(projectors, inputs, grad, ctx.spatial_ndim)

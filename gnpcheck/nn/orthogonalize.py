@@ -200,6 +200,7 @@ class _QRFunction(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
         _, q, t = output
         ctx.mark_non_differentiable(q, t)
+        ctx.set_materialize_grads(False)  # no zero gradients for Q and T
         ctx.save_for_backward(q, t)
         ctx.input_dtype = inputs[0].dtype
 
@@ -222,7 +223,11 @@ class _QROrthonormal(_QRFunction):
         return q.to(dtype, copy=True), q, t
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
+    def backward(
+        ctx: Any, grad: torch.Tensor | None, *unused: Any
+    ) -> tuple[torch.Tensor | None, None]:
+        if grad is None:  # Q did not reach the loss
+            return None, None
         q, t = _QRFunction.saved_factors(ctx, grad.dtype)
         return orthonormal_qr_gradient(q, t, grad).to(ctx.input_dtype), None
 
@@ -283,7 +288,11 @@ class _QRProjector(_QRFunction):
         return (q @ q.mT).to(dtype), q, t
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor, None]:
+    def backward(
+        ctx: Any, grad: torch.Tensor | None, *unused: Any
+    ) -> tuple[torch.Tensor | None, None]:
+        if grad is None:  # P did not reach the loss
+            return None, None
         q, t = _QRFunction.saved_factors(ctx, grad.dtype)
         return projector_qr_gradient(q, t, grad).to(ctx.input_dtype), None
 
@@ -357,10 +366,13 @@ class _PolarFactor(torch.autograd.Function):
     ) -> None:
         _, q, v, sigma = output
         ctx.mark_non_differentiable(q, v, sigma)
+        ctx.set_materialize_grads(False)  # no zero gradients for Q, V and the singular values
         ctx.save_for_backward(q, v, sigma)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> torch.Tensor:
+    def backward(ctx: Any, grad: torch.Tensor | None, *unused: Any) -> torch.Tensor | None:
+        if grad is None:  # the factor did not reach the loss
+            return None
         q, v, sigma = (t.to(grad.dtype) for t in ctx.saved_tensors)
         c = q.mT @ grad
         b = v.mT @ c @ v

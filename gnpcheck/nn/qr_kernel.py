@@ -59,12 +59,17 @@ class _QRKernel(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
         h_tilde, r_tilde, sizes, _ = inputs
         ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)  # no zero gradients for the extra outputs
         ctx.save_for_backward(*output[1:])
         ctx.spatial_ndim = sizes[0]
         ctx.dtypes = (h_tilde.dtype, r_tilde.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor | None, ...]:
+    def backward(
+        ctx: Any, grad: torch.Tensor | None, *unused: Any
+    ) -> tuple[torch.Tensor | None, ...]:
+        if grad is None:  # the kernel did not reach the loss
+            return None, None, None, None
         h_q, h_t, r_q, r_t, projectors, *inputs = ctx.saved_tensors
         build_dtype, n = projectors.dtype, h_q.shape[-1]
         taps_first = to_taps_first(grad.to(build_dtype), ctx.spatial_ndim)
