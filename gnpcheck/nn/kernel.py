@@ -56,11 +56,10 @@ def _stage_backward(
     ``P_bar = sum_j X_j^T Delta_j`` (over every tap and row: one GEMM).
     """
     b = x.shape[axis]
-    delta = grad.narrow(axis, 0, b) - grad.narrow(axis, 1, b)
-    grad_x = grad.narrow(axis, 1, b) + delta @ p.mT
+    later = grad.narrow(axis, 1, b)
+    delta = grad.narrow(axis, 0, b) - later
     n = x.shape[-1]
-    grad_p = x.reshape(-1, n).mT @ delta.reshape(-1, n)
-    return grad_x, grad_p
+    return later + delta @ p.mT, x.reshape(-1, n).mT @ delta.reshape(-1, n)
 
 
 def _axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
@@ -90,11 +89,16 @@ def stages_backward(
     """Gradients with respect to ``h`` (``(o, n)``) and the projectors, given the gradient of
     the taps-first kernel (contiguous) and the stage inputs of :func:`stages_forward`."""
     taps = projectors.shape[0] // spatial_ndim
-    grad_projectors = torch.empty_like(projectors)
+    if not taps:
+        return grad.reshape(grad.shape[spatial_ndim:]), torch.zeros_like(projectors)
+    grad_projectors: dict[int, torch.Tensor] = {}
     stages = _axes(spatial_ndim, taps)
     for (index, axis), x in zip(reversed(stages), reversed(inputs), strict=True):
         grad, grad_projectors[index] = _stage_backward(x, projectors[index], grad, axis)
-    return grad.reshape(grad.shape[spatial_ndim:]), grad_projectors
+    # stacked, not written into a buffer: the backward stays functional, so that torch.func
+    # can transform it (per-example gradients by vmap over grad)
+    stacked = torch.stack([grad_projectors[index] for index in range(len(stages))])
+    return grad.reshape(grad.shape[spatial_ndim:]), stacked
 
 
 def to_torch_layout(taps_first: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
