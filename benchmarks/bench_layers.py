@@ -11,8 +11,9 @@ Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--ste
 2. The Björck trade-off: the float32 defect of the trained parameters above, orthogonalized
    by Björck with 5..30 iterations instead of QR (the layer's "bjorck" option).
 3. Training step (forward + backward + Adam step) of BCOPConv2d (default, build_dtype=float64,
-   Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, median of R
-   rounds of one call each, in round-robin order (target <= 1.15 for the default). Also a
+   Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, R rounds of
+   one call each in round-robin order: median times, and the median over rounds of the
+   ratio of the two calls in the same round (target <= 1.15 for the default). Also a
    plain convolution padded by BCOPConv2d's own padding ("padded"): BCOP over it is the
    cost of building the kernel alone. Row "train": the input needs no gradient (a first
    layer); row "in-grad": it does (a layer inside a network, whose backward also computes
@@ -111,14 +112,10 @@ def bjorck_tradeoff(layers: list[BCOPConv2d]) -> None:
         print(label + " ".join(f"{d:>9.2e}" for d in defects), flush=True)
 
 
-def _median_ms(times: list[float]) -> float:
-    return 1e3 * statistics.median(times)
-
-
-def _alternate(functions: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Median times (ms) of each function over ``repeats`` rounds after a warm-up round; each
-    round calls every function once, starting with a different one (round robin), so no
-    function always runs first after the others."""
+def _alternate(functions: list[Callable[[], object]], repeats: int) -> list[list[float]]:
+    """Times (s) of each function over ``repeats`` rounds after a warm-up round; each round
+    calls every function once, starting with a different one (round robin), so no function
+    always runs first after the others."""
     for function in functions:
         function()
         function()
@@ -129,7 +126,18 @@ def _alternate(functions: list[Callable[[], object]], repeats: int) -> list[floa
             start = time.perf_counter()
             functions[index]()
             times[index].append(time.perf_counter() - start)
-    return [_median_ms(record) for record in times]
+    return times
+
+
+def _median_ms(times: list[float]) -> float:
+    return 1e3 * statistics.median(times)
+
+
+def _paired_ratio(times: list[float], reference: list[float]) -> float:
+    """Median over rounds of the ratio of two functions' times in the same round: calls a
+    few milliseconds apart share the machine's state of the moment, which drifts by tens
+    of percent over a run on a shared host (docs/layers.rst, timing notes)."""
+    return statistics.median(t / r for t, r in zip(times, reference, strict=True))
 
 
 def _training_step(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
@@ -173,8 +181,9 @@ class SamePaddingConv2d(nn.Conv2d):
 
 def timing(shapes: list[tuple[int, int, int, int]], repeats: int) -> None:
     print(f"\n## 3./4. time per call, ms (median of {repeats}, round robin), "
-          f"{torch.get_num_threads()} threads; ratio to nn.Conv2d (padding_mode='circular') "
-          "in brackets; 'padded': a plain conv with BCOP's padding; last column: BCOP over it")  # fmt: skip
+          f"{torch.get_num_threads()} threads; in brackets the median over rounds of the ratio "
+          "to nn.Conv2d (padding_mode='circular') in the same round; 'padded': a plain conv "
+          "with BCOP's padding; last column: BCOP over it, likewise")  # fmt: skip
     print(
         f"{'batch,C,N,k':>15} {'':>7} {'Conv2d':>8} {'padded':>17} "
         + " ".join(f"{v:>17}" for v in VARIANTS)
@@ -189,12 +198,16 @@ def timing(shapes: list[tuple[int, int, int, int]], repeats: int) -> None:
         for row, inputs in (("train", x), ("in-grad", x.clone().requires_grad_())):
             modules = (conv, same_padding, *layers)
             steps = _alternate([_training_step(m, inputs) for m in modules], repeats)
-            cells = " ".join(f"{t:>8.2f} ({t / steps[0]:>5.3f})" for t in steps[1:])
-            own = steps[2] / steps[1]
-            print(f"{label:>15} {row:>7} {steps[0]:>8.2f} {cells} {own:>14.3f}", flush=True)
+            cells = " ".join(
+                f"{_median_ms(t):>8.2f} ({_paired_ratio(t, steps[0]):>5.3f})" for t in steps[1:]
+            )
+            own = _paired_ratio(steps[2], steps[1])
+            print(f"{label:>15} {row:>7} {_median_ms(steps[0]):>8.2f} {cells} {own:>14.3f}",
+                  flush=True)  # fmt: skip
         forward = _alternate([_evaluation(m, x) for m in (conv, layers[0])], 2 * repeats)
-        print(f"{label:>15} {'eval':>7} {forward[0]:>8.2f} {forward[1]:>8.2f} "
-              f"({forward[1] / forward[0]:>5.3f})", flush=True)  # fmt: skip
+        print(f"{label:>15} {'eval':>7} {_median_ms(forward[0]):>8.2f} "
+              f"{_median_ms(forward[1]):>8.2f} ({_paired_ratio(forward[1], forward[0]):>5.3f})",
+              flush=True)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
