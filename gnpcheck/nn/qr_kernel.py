@@ -11,7 +11,8 @@ compute in sequence (float64 QR and projector products, block convolutions in
 ``build_dtype``), and its backward is their closed forms chained by hand: the stages'
 backward gives :math:`\bar H, \bar P_i`, the QR gradients give :math:`\bar{\tilde H},
 \bar{\tilde R}_i`. One node instead of three, and no intermediate gradients cast,
-accumulated or sliced by autograd: about a fifth of the kernel's cost at 128 channels.
+accumulated or sliced by autograd: about 0.3 ms per build, a sixth of the kernel's cost at
+32 channels and a thirtieth at 128.
 """
 
 from __future__ import annotations
