@@ -119,7 +119,9 @@ class _KernelProduct(torch.autograd.Function):
     autograd would record every narrow and concatenation, whose backward allocates and
     zero-fills a full-size gradient per slice. The stage inputs are extra outputs, marked
     non-differentiable, so that backward reuses them (``setup_context`` style, which
-    ``torch.func`` transforms and ``torch.compile`` accept)."""
+    ``torch.func`` transforms and ``torch.compile`` accept). When the backward is itself
+    differentiated (``create_graph=True``, ``torch.func.grad``) it recomputes them from
+    ``h`` and the projectors, so that second derivatives are exact."""
 
     generate_vmap_rule = True
 
@@ -132,10 +134,10 @@ class _KernelProduct(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-        _, projectors, spatial_ndim = inputs
+        h, projectors, spatial_ndim = inputs
         ctx.mark_non_differentiable(*output[1:])
         ctx.set_materialize_grads(False)  # no zero gradients for the stage inputs
-        ctx.save_for_backward(projectors, *output[1:])
+        ctx.save_for_backward(h, projectors, *output[1:])
         ctx.spatial_ndim = spatial_ndim
 
     @staticmethod
@@ -144,7 +146,9 @@ class _KernelProduct(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         if grad is None:  # the kernel did not reach the loss
             return None, None, None
-        projectors, *inputs = ctx.saved_tensors
+        h, projectors, *inputs = ctx.saved_tensors
+        if torch.is_grad_enabled():  # this backward is differentiated: recompute (class doc)
+            inputs = stages_forward(h, projectors, ctx.spatial_ndim)[1]
         grad = grad.contiguous()  # arrives permuted from the (out, in, K...) layout
         grad_h, grad_projectors = stages_backward(projectors, inputs, grad, ctx.spatial_ndim)
         return grad_h, grad_projectors, None

@@ -46,7 +46,10 @@ class BjorckLinear(nn.Module):
         bjorck_iters: Björck iterations from ``weight_tilde`` scaled by a spectral-norm upper
             bound (default :data:`~gnpcheck.nn.orthogonalize.DEFAULT_BJORCK_ITERS`).
         orthogonalizer: ``"bjorck"`` (``bjorck_iters`` iterations) or ``"polar"`` (their limit,
-            the polar factor, by an SVD in float64; ``bjorck_iters`` must then be left out).
+            the polar factor, in float64, with a closed-form backward that has no second
+            derivatives: ``create_graph=True`` through it raises
+            :class:`~gnpcheck.errors.UnsupportedOperationError`; ``bjorck_iters`` must then
+            be left out).
         device, dtype: of the parameters.
         generator: CPU generator for the initialization (default: the global one).
 

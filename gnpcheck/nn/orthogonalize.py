@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 import torch
 
-from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
+from gnpcheck.errors import InvalidArgumentError, InvalidTypeError, UnsupportedOperationError
 from gnpcheck.nn.cache import transforming
 from gnpcheck.reference import bjorck_coefficients
 
@@ -191,23 +191,33 @@ def projector_qr_gradient(q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor) 
 
 class _QRFunction(torch.autograd.Function):
     """What the two QR Functions share: ``forward(a, dtype)`` returns the result in ``dtype``
-    and the float64 ``Q`` and ``T`` of ``a``'s QR factorization as non-differentiable extra
-    outputs, kept for a backward that runs in the gradient's dtype."""
+    and the float64 ``Q`` and ``T`` of ``a``'s QR factorization (:meth:`factorize`) as
+    non-differentiable extra outputs, kept for a backward that runs in the gradient's dtype.
+    When the backward is itself differentiated (``create_graph=True``, ``torch.func.grad``),
+    ``Q`` and ``T`` are recomputed from ``a``, so that second derivatives are exact."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def factorize(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The float64 ``Q`` and ``T`` of ``a`` that the subclass uses."""
+        raise NotImplementedError
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
         _, q, t = output
         ctx.mark_non_differentiable(q, t)
         ctx.set_materialize_grads(False)  # no zero gradients for Q and T
-        ctx.save_for_backward(q, t)
+        ctx.save_for_backward(inputs[0], q, t)
         ctx.input_dtype = inputs[0].dtype
 
-    @staticmethod
-    def saved_factors(ctx: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``Q`` and ``T`` in ``dtype``."""
-        q, t = ctx.saved_tensors
+    @classmethod
+    def saved_factors(cls, ctx: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Q`` and ``T`` in ``dtype``: the saved ones, or recomputed from the input when this
+        backward is differentiated."""
+        a, q, t = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            q, t = cls.factorize(a)
         return q.to(dtype), t.to(dtype)
 
 
@@ -216,6 +226,8 @@ class _QROrthonormal(_QRFunction):
     returned in ``dtype``, with the closed-form backward of the module docstring in the
     gradient's dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept
     for it)."""
+
+    factorize = staticmethod(positive_qr)
 
     @staticmethod
     def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -228,7 +240,7 @@ class _QROrthonormal(_QRFunction):
     ) -> tuple[torch.Tensor | None, None]:
         if grad is None:  # Q did not reach the loss
             return None, None
-        q, t = _QRFunction.saved_factors(ctx, grad.dtype)
+        q, t = _QROrthonormal.saved_factors(ctx, grad.dtype)
         return orthonormal_qr_gradient(q, t, grad).to(ctx.input_dtype), None
 
 
@@ -283,8 +295,13 @@ class _QRProjector(_QRFunction):
     dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept for it)."""
 
     @staticmethod
-    def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    def factorize(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q, t = torch.linalg.qr(a.to(torch.float64))
+        return q, t
+
+    @staticmethod
+    def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        q, t = _QRProjector.factorize(a)
         return (q @ q.mT).to(dtype), q, t
 
     @staticmethod
@@ -293,7 +310,7 @@ class _QRProjector(_QRFunction):
     ) -> tuple[torch.Tensor | None, None]:
         if grad is None:  # P did not reach the loss
             return None, None
-        q, t = _QRFunction.saved_factors(ctx, grad.dtype)
+        q, t = _QRProjector.saved_factors(ctx, grad.dtype)
         return projector_qr_gradient(q, t, grad).to(ctx.input_dtype), None
 
 
@@ -373,6 +390,12 @@ class _PolarFactor(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor | None, *unused: Any) -> torch.Tensor | None:
         if grad is None:  # the factor did not reach the loss
             return None
+        if torch.is_grad_enabled() and not transforming():
+            raise UnsupportedOperationError(
+                "create_graph=True through the polar factor, but its backward is not "
+                "differentiable (it uses the saved decomposition, so second derivatives would "
+                "miss terms); use orthogonalizer='bjorck', differentiated by autograd"
+            )
         q, v, sigma = (t.to(grad.dtype) for t in ctx.saved_tensors)
         c = q.mT @ grad
         b = v.mT @ c @ v

@@ -31,39 +31,44 @@ from gnpcheck.nn.orthogonalize import (
 __all__ = ["qr_bcop_kernel"]
 
 
+def _build(
+    h_tilde: torch.Tensor,
+    r_tilde: torch.Tensor,
+    sizes: tuple[int, int, int],
+    build_dtype: torch.dtype,
+) -> tuple[torch.Tensor, ...]:
+    """The kernel, then what the backward needs: float64 ``Q`` and ``T`` of both QR
+    factorizations, the projectors and the stage inputs in ``build_dtype``."""
+    spatial_ndim, out_channels, in_channels = sizes
+    h_q, h_t = positive_qr(h_tilde)
+    r_q, r_t = torch.linalg.qr(r_tilde.to(torch.float64))
+    projectors = (r_q @ r_q.mT).to(build_dtype)
+    h = h_q[:out_channels].to(build_dtype)
+    taps_first, inputs = stages_forward(h, projectors, spatial_ndim)
+    kernel = to_torch_layout(taps_first[..., :in_channels], spatial_ndim)
+    return (kernel.to(h_tilde.dtype), h_q, h_t, r_q, r_t, projectors, *inputs)
+
+
 class _QRKernel(torch.autograd.Function):
     """``forward(h_tilde, r_tilde, (spatial_ndim, out_channels, in_channels), build_dtype)``:
     the kernel in the parameters' dtype, then non-differentiable extra outputs kept for the
-    backward (float64 ``Q`` and ``T`` of both QR factorizations, the projectors and the
-    stage inputs in ``build_dtype``); ``setup_context`` style, for ``torch.func`` and
-    ``torch.compile``."""
+    backward (see :func:`_build`); ``setup_context`` style, for ``torch.func`` and
+    ``torch.compile``. When the backward is itself differentiated (``create_graph=True``,
+    ``torch.func.grad``), it recomputes those intermediates from the parameters, so that
+    its result is a differentiable function of them: second derivatives are exact, not
+    missing the terms through the saved values."""
 
     generate_vmap_rule = True
 
-    @staticmethod
-    def forward(
-        h_tilde: torch.Tensor,
-        r_tilde: torch.Tensor,
-        sizes: tuple[int, int, int],
-        build_dtype: torch.dtype,
-    ) -> tuple[torch.Tensor, ...]:
-        spatial_ndim, out_channels, in_channels = sizes
-        h_q, h_t = positive_qr(h_tilde)
-        r_q, r_t = torch.linalg.qr(r_tilde.to(torch.float64))
-        projectors = (r_q @ r_q.mT).to(build_dtype)
-        h = h_q[:out_channels].to(build_dtype)
-        taps_first, inputs = stages_forward(h, projectors, spatial_ndim)
-        kernel = to_torch_layout(taps_first[..., :in_channels], spatial_ndim)
-        return (kernel.to(h_tilde.dtype), h_q, h_t, r_q, r_t, projectors, *inputs)
+    forward = staticmethod(_build)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-        h_tilde, r_tilde, sizes, _ = inputs
+        h_tilde, r_tilde, sizes, build_dtype = inputs
         ctx.mark_non_differentiable(*output[1:])
         ctx.set_materialize_grads(False)  # no zero gradients for the extra outputs
-        ctx.save_for_backward(*output[1:])
-        ctx.spatial_ndim = sizes[0]
-        ctx.dtypes = (h_tilde.dtype, r_tilde.dtype)
+        ctx.save_for_backward(h_tilde, r_tilde, *output[1:])
+        ctx.sizes, ctx.build_dtype = sizes, build_dtype
 
     @staticmethod
     def backward(
@@ -71,23 +76,26 @@ class _QRKernel(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, ...]:
         if grad is None:  # the kernel did not reach the loss
             return None, None, None, None
-        h_q, h_t, r_q, r_t, projectors, *inputs = ctx.saved_tensors
-        build_dtype, n = projectors.dtype, h_q.shape[-1]
-        taps_first = to_taps_first(grad.to(build_dtype), ctx.spatial_ndim)
+        h_tilde, r_tilde, *saved = ctx.saved_tensors
+        if torch.is_grad_enabled():  # this backward is differentiated: recompute (class doc)
+            saved = list(_build(h_tilde, r_tilde, ctx.sizes, ctx.build_dtype)[1:])
+        h_q, h_t, r_q, r_t, projectors, *inputs = saved
+        build_dtype, n, spatial_ndim = ctx.build_dtype, h_q.shape[-1], ctx.sizes[0]
+        taps_first = to_taps_first(grad.to(build_dtype), spatial_ndim)
         if taps_first.shape[-1] < n:  # the kernel kept the first in_channels inputs
             taps_first = torch.nn.functional.pad(taps_first, (0, n - taps_first.shape[-1]))
-        grad_h, grad_projectors = stages_backward(projectors, inputs, taps_first, ctx.spatial_ndim)
+        grad_h, grad_projectors = stages_backward(projectors, inputs, taps_first, spatial_ndim)
         grad_h_tilde = grad_r_tilde = None
         if ctx.needs_input_grad[0]:
             if grad_h.shape[0] < n:  # the kernel used the first out_channels rows of H
                 grad_h = torch.nn.functional.pad(grad_h, (0, 0, 0, n - grad_h.shape[0]))
             grad_h_tilde = orthonormal_qr_gradient(
                 h_q.to(build_dtype), h_t.to(build_dtype), grad_h
-            ).to(ctx.dtypes[0])
+            ).to(h_tilde.dtype)
         if ctx.needs_input_grad[1]:
             grad_r_tilde = projector_qr_gradient(
                 r_q.to(build_dtype), r_t.to(build_dtype), grad_projectors
-            ).to(ctx.dtypes[1])
+            ).to(r_tilde.dtype)
         return grad_h_tilde, grad_r_tilde, None, None
 
 
