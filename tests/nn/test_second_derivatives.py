@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from gnpcheck.errors import UnsupportedOperationError
-from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
+from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin
 from gnpcheck.nn.bcop import _BCOPConvNd
 from gnpcheck.nn.kernel import bcop_kernel
 from gnpcheck.nn.orthogonalize import projectors, qr_orthonormalize
@@ -40,6 +40,7 @@ FUNCTIONS: list[tuple[str, Callable[..., torch.Tensor], tuple[torch.Tensor, ...]
     ("stages", lambda h, p: bcop_kernel(h, p, 2), (_gaussian(3, 4), _gaussian(4, 4, 4, seed=1))),
     ("qr", qr_orthonormalize, (_gaussian(5, 3),)),
     ("projectors", projectors, (_gaussian(2, 5, 2),)),
+    ("maxmin", MaxMin(), (_gaussian(2, 4, 3),)),
 ]
 
 
