@@ -31,19 +31,33 @@ __all__ = [
     "bcop_kernel",
     "stages_backward",
     "stages_forward",
+    "stages_tangent",
     "to_taps_first",
     "to_torch_layout",
 ]
 
 
-def _stage(x: torch.Tensor, p: torch.Tensor, axis: int) -> torch.Tensor:
-    """``X □ [P, I - P]`` along tap axis ``axis`` of a taps-first ``X``:
-    ``[D_0, D_1 + E_0, ..., D_{b-1} + E_{b-2}, E_{b-1}]`` with ``D = X P``, ``E = X - D``."""
-    d = x @ p
-    e = x - d
-    b = x.shape[axis]
+def _assemble(d: torch.Tensor, e: torch.Tensor, axis: int) -> torch.Tensor:
+    """``[D_0, D_1 + E_0, ..., D_{b-1} + E_{b-2}, E_{b-1}]`` along tap axis ``axis``."""
+    b = d.shape[axis]
     middle = d.narrow(axis, 1, b - 1) + e.narrow(axis, 0, b - 1)
     return torch.cat([d.narrow(axis, 0, 1), middle, e.narrow(axis, b - 1, 1)], dim=axis)
+
+
+def _stage(x: torch.Tensor, p: torch.Tensor, axis: int) -> torch.Tensor:
+    """``X □ [P, I - P]`` along tap axis ``axis`` of a taps-first ``X``:
+    :func:`_assemble` of ``D = X P`` and ``E = X - D``."""
+    d = x @ p
+    return _assemble(d, x - d, axis)
+
+
+def _stage_tangent(
+    x: torch.Tensor, p: torch.Tensor, dx: torch.Tensor, dp: torch.Tensor | None, axis: int
+) -> torch.Tensor:
+    """Forward-mode derivative of :func:`_stage` (it is bilinear in ``X`` and ``P``):
+    :func:`_assemble` of ``dD = dX P + X dP`` and ``dE = dX - dD``."""
+    dd = dx @ p if dp is None else dx @ p + x @ dp
+    return _assemble(dd, dx - dd, axis)
 
 
 def _stage_backward(
@@ -101,6 +115,23 @@ def stages_backward(
     return grad.reshape(grad.shape[spatial_ndim:]), stacked
 
 
+def stages_tangent(
+    projectors: torch.Tensor,
+    inputs: list[torch.Tensor],
+    tangent_h: torch.Tensor,
+    tangent_projectors: torch.Tensor | None,
+    spatial_ndim: int,
+) -> torch.Tensor:
+    """Forward-mode derivative of :func:`stages_forward` (taps first) given the tangents of
+    ``h`` and of the projectors (``None``: zero) and the stage inputs it saved."""
+    taps = projectors.shape[0] // spatial_ndim
+    dx = tangent_h.reshape((1,) * spatial_ndim + tuple(tangent_h.shape))
+    for (index, axis), x in zip(_axes(spatial_ndim, taps), inputs, strict=True):
+        dp = None if tangent_projectors is None else tangent_projectors[index]
+        dx = _stage_tangent(x, projectors[index], dx, dp, axis)
+    return dx
+
+
 def to_torch_layout(taps_first: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
     """``(K, ..., o, i)`` to PyTorch's contiguous ``(o, i, K, ...)``."""
     order = (spatial_ndim, spatial_ndim + 1, *range(spatial_ndim))
@@ -138,6 +169,7 @@ class _KernelProduct(torch.autograd.Function):
         ctx.mark_non_differentiable(*output[1:])
         ctx.set_materialize_grads(False)  # no zero gradients for the stage inputs
         ctx.save_for_backward(h, projectors, *output[1:])
+        ctx.save_for_forward(projectors, *output[1:])
         ctx.spatial_ndim = spatial_ndim
 
     @staticmethod
@@ -152,6 +184,18 @@ class _KernelProduct(torch.autograd.Function):
         grad = grad.contiguous()  # arrives permuted from the (out, in, K...) layout
         grad_h, grad_projectors = stages_backward(projectors, inputs, grad, ctx.spatial_ndim)
         return grad_h, grad_projectors, None
+
+    @staticmethod
+    def jvp(
+        ctx: Any, tangent_h: torch.Tensor | None, tangent_projectors: torch.Tensor | None, _: Any
+    ) -> tuple[torch.Tensor | None, ...]:
+        projectors, *inputs = ctx.saved_tensors
+        if tangent_h is None:
+            tangent_h = torch.zeros_like(inputs[0].reshape(inputs[0].shape[ctx.spatial_ndim :]))
+        tangent = stages_tangent(
+            projectors, inputs, tangent_h, tangent_projectors, ctx.spatial_ndim
+        )
+        return (tangent, *(None for _ in inputs))
 
 
 def bcop_kernel(

@@ -63,10 +63,12 @@ __all__ = [
     "bjorck",
     "bjorck_orthonormalize",
     "orthonormal_qr_gradient",
+    "orthonormal_qr_tangent",
     "orthonormalize",
     "polar_orthonormalize",
     "positive_qr",
     "projector_qr_gradient",
+    "projector_qr_tangent",
     "projectors",
     "qr_orthonormalize",
     "spectral_norm_bound",
@@ -189,6 +191,28 @@ def projector_qr_gradient(q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor) 
     return solved
 
 
+def orthonormal_qr_tangent(q: torch.Tensor, t: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
+    r""":math:`dQ` of :math:`A = Q T` (``diag(T) > 0``) given :math:`dA`: with
+    :math:`M = dA\, T^{-1}`, :math:`C = Q^T M` and :math:`L = \operatorname{tril}(C, -1)`,
+    :math:`dQ = Q (L - L^T) + M - Q C` (:math:`Q^T dQ` skew, :math:`dT\, T^{-1}` upper
+    triangular), in the dtype of its arguments."""
+    m = torch.linalg.solve_triangular(t, tangent, upper=True, left=False)
+    c = q.mT @ m
+    lower = torch.tril(c, -1)
+    result: torch.Tensor = q @ (lower - lower.mT - c) + m
+    return result
+
+
+def projector_qr_tangent(q: torch.Tensor, t: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
+    r""":math:`dP` of :math:`P = Q Q^T`, :math:`A = Q T`, given :math:`dA`:
+    :math:`Y + Y^T` with :math:`Y = (I - P)\, dA\, T^{-1} Q^T`, in the dtype of its
+    arguments."""
+    m = torch.linalg.solve_triangular(t, tangent, upper=True, left=False)
+    y = (m - q @ (q.mT @ m)) @ q.mT
+    result: torch.Tensor = y + y.mT
+    return result
+
+
 class _QRFunction(torch.autograd.Function):
     """What the two QR Functions share: ``forward(a, dtype)`` returns the result in ``dtype``
     and the float64 ``Q`` and ``T`` of ``a``'s QR factorization (:meth:`factorize`) as
@@ -209,7 +233,8 @@ class _QRFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(q, t)
         ctx.set_materialize_grads(False)  # no zero gradients for Q and T
         ctx.save_for_backward(inputs[0], q, t)
-        ctx.input_dtype = inputs[0].dtype
+        ctx.save_for_forward(q, t)
+        ctx.input_dtype, ctx.output_dtype = inputs[0].dtype, inputs[1]
 
     @classmethod
     def saved_factors(cls, ctx: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,6 +267,11 @@ class _QROrthonormal(_QRFunction):
             return None, None
         q, t = _QROrthonormal.saved_factors(ctx, grad.dtype)
         return orthonormal_qr_gradient(q, t, grad).to(ctx.input_dtype), None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
+        q, t = (factor.to(tangent.dtype) for factor in ctx.saved_tensors)
+        return orthonormal_qr_tangent(q, t, tangent).to(ctx.output_dtype), None, None
 
 
 def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -312,6 +342,11 @@ class _QRProjector(_QRFunction):
             return None, None
         q, t = _QRProjector.saved_factors(ctx, grad.dtype)
         return projector_qr_gradient(q, t, grad).to(ctx.input_dtype), None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
+        q, t = (factor.to(tangent.dtype) for factor in ctx.saved_tensors)
+        return projector_qr_tangent(q, t, tangent).to(ctx.output_dtype), None, None
 
 
 def projectors(

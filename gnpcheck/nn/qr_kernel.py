@@ -21,11 +21,19 @@ from typing import Any
 
 import torch
 
-from gnpcheck.nn.kernel import stages_backward, stages_forward, to_taps_first, to_torch_layout
+from gnpcheck.nn.kernel import (
+    stages_backward,
+    stages_forward,
+    stages_tangent,
+    to_taps_first,
+    to_torch_layout,
+)
 from gnpcheck.nn.orthogonalize import (
     orthonormal_qr_gradient,
+    orthonormal_qr_tangent,
     positive_qr,
     projector_qr_gradient,
+    projector_qr_tangent,
 )
 
 __all__ = ["qr_bcop_kernel"]
@@ -68,7 +76,8 @@ class _QRKernel(torch.autograd.Function):
         ctx.mark_non_differentiable(*output[1:])
         ctx.set_materialize_grads(False)  # no zero gradients for the extra outputs
         ctx.save_for_backward(h_tilde, r_tilde, *output[1:])
-        ctx.sizes, ctx.build_dtype = sizes, build_dtype
+        ctx.save_for_forward(*output[1:])
+        ctx.sizes, ctx.build_dtype, ctx.dtype = sizes, build_dtype, h_tilde.dtype
 
     @staticmethod
     def backward(
@@ -97,6 +106,29 @@ class _QRKernel(torch.autograd.Function):
                 r_q.to(build_dtype), r_t.to(build_dtype), grad_projectors
             ).to(r_tilde.dtype)
         return grad_h_tilde, grad_r_tilde, None, None
+
+    @staticmethod
+    def jvp(
+        ctx: Any, tangent_h: torch.Tensor | None, tangent_r: torch.Tensor | None, *_: Any
+    ) -> tuple[torch.Tensor | None, ...]:
+        h_q, h_t, r_q, r_t, projectors, *inputs = ctx.saved_tensors
+        build_dtype, (spatial_ndim, out_channels, in_channels) = ctx.build_dtype, ctx.sizes
+        if tangent_h is None:
+            tangent_factor = torch.zeros_like(h_q[:out_channels], dtype=build_dtype)
+        else:
+            tangent_factor = orthonormal_qr_tangent(
+                h_q.to(build_dtype), h_t.to(build_dtype), tangent_h.to(build_dtype)
+            )[:out_channels]
+        tangent_projectors = None
+        if tangent_r is not None:
+            tangent_projectors = projector_qr_tangent(
+                r_q.to(build_dtype), r_t.to(build_dtype), tangent_r.to(build_dtype)
+            )
+        taps_first = stages_tangent(
+            projectors, inputs, tangent_factor, tangent_projectors, spatial_ndim
+        )
+        tangent = to_torch_layout(taps_first[..., :in_channels], spatial_ndim).to(ctx.dtype)
+        return (tangent, *(None for _ in range(5 + len(inputs))))
 
 
 def qr_bcop_kernel(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,11 +11,16 @@ from numpy.typing import NDArray
 
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d
 from gnpcheck.nn.bcop import _BCOPConvNd
+from gnpcheck.nn.kernel import bcop_kernel
+from gnpcheck.nn.orthogonalize import projectors, qr_orthonormalize
+from gnpcheck.nn.qr_kernel import qr_bcop_kernel
 from gnpcheck.reference import circular_conv, from_torch_layout
 
 __all__ = [
     "BCOP_CLASSES",
+    "HAND_DIFFERENTIATED",
     "dense_jacobian",
+    "gaussian_leaf",
     "layer_input",
     "make_bcop",
     "reference_forward",
@@ -116,3 +122,38 @@ def dense_jacobian(module: torch.nn.Module, x: torch.Tensor) -> NDArray[np.float
     jacobian = torch.autograd.functional.jacobian(module, x)
     out_size = int(np.prod(jacobian.shape[: jacobian.ndim - x.ndim]))
     return np.asarray(jacobian.reshape(out_size, x.numel()).double().cpu().numpy())
+
+
+def gaussian_leaf(*shape: int, seed: int = 0) -> torch.Tensor:
+    """A float64 Gaussian tensor that requires grad, drawn from its own generator."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, dtype=torch.float64, generator=generator).requires_grad_()
+
+
+#: (id, function, inputs) of the functions with hand-written derivatives, for the
+#: derivative tests: the one-node QR kernel (2-D square, 1-D narrowed, one channel), the
+#: kernel stages, the QR factor and the projectors.
+HAND_DIFFERENTIATED: list[tuple[str, Callable[..., torch.Tensor], tuple[torch.Tensor, ...]]] = [
+    (
+        "qr-kernel-2d",
+        lambda h, r: qr_bcop_kernel(h, r, 2, 4, 4, torch.float64),
+        (gaussian_leaf(4, 4), gaussian_leaf(4, 4, 2, seed=1)),
+    ),
+    (
+        "qr-kernel-1d-narrowed",
+        lambda h, r: qr_bcop_kernel(h, r, 1, 3, 4, torch.float64),
+        (gaussian_leaf(5, 5), gaussian_leaf(2, 5, 2, seed=1)),
+    ),
+    (
+        "qr-kernel-one-channel",
+        lambda h, r: qr_bcop_kernel(h, r, 2, 1, 1, torch.float64),
+        (gaussian_leaf(1, 1), gaussian_leaf(4, 1, 0, seed=1)),
+    ),
+    (
+        "stages",
+        lambda h, p: bcop_kernel(h, p, 2),
+        (gaussian_leaf(3, 4), gaussian_leaf(4, 4, 4, seed=1)),
+    ),
+    ("qr", qr_orthonormalize, (gaussian_leaf(5, 3),)),
+    ("projectors", projectors, (gaussian_leaf(2, 5, 2),)),
+]

@@ -16,32 +16,11 @@ import torch
 from gnpcheck.errors import UnsupportedOperationError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin
 from gnpcheck.nn.bcop import _BCOPConvNd
-from gnpcheck.nn.kernel import bcop_kernel
-from gnpcheck.nn.orthogonalize import projectors, qr_orthonormalize
 from gnpcheck.nn.qr_kernel import qr_bcop_kernel
 
+from ._helpers import HAND_DIFFERENTIATED, gaussian_leaf
 
-def _gaussian(*shape: int, seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, dtype=torch.float64, generator=generator).requires_grad_()
-
-
-FUNCTIONS: list[tuple[str, Callable[..., torch.Tensor], tuple[torch.Tensor, ...]]] = [
-    (
-        "qr-kernel-2d",
-        lambda h, r: qr_bcop_kernel(h, r, 2, 4, 4, torch.float64),
-        (_gaussian(4, 4), _gaussian(4, 4, 2, seed=1)),
-    ),
-    (
-        "qr-kernel-1d-narrowed",
-        lambda h, r: qr_bcop_kernel(h, r, 1, 3, 4, torch.float64),
-        (_gaussian(5, 5), _gaussian(2, 5, 2, seed=1)),
-    ),
-    ("stages", lambda h, p: bcop_kernel(h, p, 2), (_gaussian(3, 4), _gaussian(4, 4, 4, seed=1))),
-    ("qr", qr_orthonormalize, (_gaussian(5, 3),)),
-    ("projectors", projectors, (_gaussian(2, 5, 2),)),
-    ("maxmin", MaxMin(), (_gaussian(2, 4, 3),)),
-]
+FUNCTIONS = [*HAND_DIFFERENTIATED, ("maxmin", MaxMin(), (gaussian_leaf(2, 4, 3),))]
 
 
 @pytest.mark.parametrize(
@@ -96,7 +75,7 @@ def test_hessian_vector_product_matches_differences_of_gradients(layer: _BCOPCon
 
 def test_torch_func_hessian_of_the_qr_kernel_is_symmetric_and_matches_autograd() -> None:
     """``jacrev(jacrev)``: the backward runs under a transform, recomputing its intermediates."""
-    h, r = _gaussian(3, 3), _gaussian(2, 3, 1, seed=1)
+    h, r = gaussian_leaf(3, 3), gaussian_leaf(2, 3, 1, seed=1)
     weights = torch.randn(3, 3, 3, dtype=torch.float64)
 
     def loss(h_tilde: torch.Tensor) -> torch.Tensor:
@@ -107,6 +86,21 @@ def test_torch_func_hessian_of_the_qr_kernel_is_symmetric_and_matches_autograd()
     (gradient,) = torch.autograd.grad(loss(h), h, create_graph=True)
     rows = [torch.autograd.grad(gradient.flatten()[i], h, retain_graph=True)[0] for i in range(9)]
     torch.testing.assert_close(hessian, torch.stack(rows).reshape(9, 9), rtol=1e-9, atol=1e-10)
+
+
+def test_torch_func_hessian_of_a_layer_equals_jacrev_twice() -> None:
+    """Forward over reverse: the backward's recomputation is differentiated in forward mode."""
+    layer = BCOPConv2d(2, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
+    parameters = {name: value.detach() for name, value in layer.named_parameters()}
+
+    def loss(h_tilde: torch.Tensor) -> torch.Tensor:
+        output = torch.func.functional_call(layer, {**parameters, "h_tilde": h_tilde}, (x,))
+        return output.sin().sum()
+
+    hessian = torch.func.hessian(loss)(parameters["h_tilde"])
+    twice = torch.func.jacrev(torch.func.jacrev(loss))(parameters["h_tilde"])
+    torch.testing.assert_close(hessian, twice, rtol=1e-9, atol=1e-10)
 
 
 def test_polar_linear_layer_refuses_second_derivatives() -> None:
@@ -122,3 +116,18 @@ def test_bjorck_linear_layer_has_second_derivatives() -> None:
     (gradient,) = torch.autograd.grad(loss, layer.weight_tilde, create_graph=True)
     (second,) = torch.autograd.grad(gradient.square().sum(), layer.weight_tilde)
     assert second.abs().max() > 0
+
+
+def test_polar_linear_layer_has_no_forward_mode_so_no_torch_func_hessian() -> None:
+    """Its backward could not be differentiated in forward mode exactly: an error, not a
+    wrong Hessian."""
+    layer = BjorckLinear(4, 3, orthogonalizer="polar", dtype=torch.float64)
+    x = torch.randn(2, 4, dtype=torch.float64)
+    parameters = {name: value.detach() for name, value in layer.named_parameters()}
+
+    def loss(weight: torch.Tensor) -> torch.Tensor:
+        output = torch.func.functional_call(layer, {**parameters, "weight_tilde": weight}, (x,))
+        return output.sin().sum()
+
+    with pytest.raises(NotImplementedError, match="jvp"):
+        torch.func.hessian(loss)(parameters["weight_tilde"])
