@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gnpcheck import zoo_kernels
 from gnpcheck.checks import check_orthonormal_columns, check_symmetric_projector
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 from gnpcheck.reference import (
@@ -16,6 +17,8 @@ from gnpcheck.reference import (
     projector_rank,
     random_orthogonal,
 )
+from gnpcheck.reference.orthogonalize import projector_defect
+from gnpcheck.tolerances import projector_tolerance
 
 SHAPES = [(5, 5), (7, 3), (12, 1), (9, 8)]
 
@@ -141,3 +144,17 @@ def test_bad_arguments_are_rejected_with_a_named_error(
 ) -> None:
     with pytest.raises(error, match=match):
         call()  # type: ignore[operator]
+
+
+def test_bjorck_projectors_leave_room_under_the_projector_tolerance() -> None:
+    """Björck stops one iteration after the gap falls under the tolerance: a projector built
+    from its result is a projector to rounding level, not just under the threshold (the
+    zoo's draw with seed 550 built one at 1.01 times the tolerance and was rejected)."""
+    zoo_kernels.bcop_reused_projector(channels=4, kernel_size=2, spatial_ndim=2, seed=550)
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(300):
+        n = int(rng.integers(2, 9))
+        matrix = projector(rng.standard_normal((n, int(rng.integers(1, n + 1)))))
+        worst = max(worst, projector_defect(matrix) / projector_tolerance(np.float64, n))
+    assert worst <= 0.25

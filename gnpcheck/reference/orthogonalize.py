@@ -107,8 +107,8 @@ def orthonormalize(
 
             - ``"bjorck"`` (default): Björck–Bowie iterations from
               :math:`\tilde R / \|\tilde R\|_2` until
-              :math:`\|A^T A - I\|_2 \le 10\, n\, \varepsilon`; they converge to the polar
-              factor;
+              :math:`\|A^T A - I\|_2 \le 10\, n\, \varepsilon`, and one more (to rounding
+              level); they converge to the polar factor;
             - ``"polar"``: the orthogonal polar factor :math:`U V^T` of the SVD
               :math:`\tilde R = U \Sigma V^T`, the closest matrix with orthonormal columns;
             - ``"qr"``: the Q of the thin QR factorization with the signs fixed so that
@@ -149,10 +149,14 @@ def orthonormalize(
 
 
 def _bjorck_to_convergence(a: NDArray[np.float64], order: int) -> NDArray[np.float64]:
+    """Björck until the gap is within tolerance, then one iteration more: the convergence is
+    quadratic, so that step takes the gap from just under the tolerance to rounding level
+    (stopping at the threshold left products such as ``A A^T`` just over the projector
+    tolerance for some draws)."""
     tolerance = matrix_orthogonality_tolerance(np.float64, a.shape[1])
     for _ in range(_BJORCK_MAX_ITERS):
         if orthogonality_gap(a) <= tolerance:
-            return a
+            return bjorck(a, 1, order)
         a = bjorck(a, 1, order)
     raise InvalidArgumentError(  # pragma: no cover - full rank was checked above
         f"Björck did not reach ||A^T A - I|| <= {tolerance:.2g} in {_BJORCK_MAX_ITERS} iterations"
