@@ -197,10 +197,10 @@ def _pair_excess(
     distance = _batch_norms(x - y)
     ratio = _batch_norms(fx - fy) / distance
     n, m = x[0].numel(), fx[0].numel()
-    sums = _batch_norms(x) + _batch_norms(y)
+    sums = _batch_norms(fx) + _batch_norms(fy)
     allowed = torch.tensor(
         [
-            pair_tolerance(precision, n, m, float(s), float(d))
+            pair_tolerance(precision, n, m, float(s), constant * float(d))
             for s, d in zip(sums, distance, strict=True)
         ],
         dtype=torch.float64,
@@ -296,8 +296,10 @@ def search_lipschitz(
     if not math.isfinite(ratio):
         culprit = x if has_nonfinite(f, x) else y
         return nonfinite_result(LIPSCHITZ, culprit, sampler, trials, method)
-    m = int(f(x.unsqueeze(0)).numel())
-    limit = constant * (1 + pair_tolerance(precision, n, m, _norm(x) + _norm(y), _norm(x - y)))
+    fx, fy = f(x.unsqueeze(0)), f(y.unsqueeze(0))
+    output_norms = _norm(fx) + _norm(fy)
+    allowed = pair_tolerance(precision, n, int(fx.numel()), output_norms, constant * _norm(x - y))
+    limit = constant * (1 + allowed)
     counterexample = Counterexample(
         claim=LIPSCHITZ,
         kind="pair",

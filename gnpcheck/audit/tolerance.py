@@ -11,9 +11,12 @@ the audit allows ten times that, as the orthogonality tolerance of
   :func:`gnpcheck.tolerances.orthogonality_tolerance` and
   :func:`gnpcheck.tolerances.gnp_tolerance` with ``N = m``.
 - A sampled ratio ``||f(x) - f(y)|| / ||x - y||`` is computed from two outputs whose errors
-  are of order ``(n + m) eps (||f(x)|| + ||f(y)||)``: divided by ``||x - y||`` this is
-  amplified by ``(||x|| + ||y||) / ||x - y||`` (with ``||f(x)|| <= L ||x||``), which
-  :func:`pair_tolerance` includes, so that nearby pairs cannot raise false alarms.
+  are of order ``(n + m) eps (||f(x)|| + ||f(y)||)``: relative to the claimed
+  ``L ||x - y||`` this is amplified by ``(||f(x)|| + ||f(y)||) / (L ||x - y||)``, which
+  :func:`pair_tolerance` includes, so that nearby pairs cannot raise false alarms. The
+  outputs' norms, not the inputs': a bias makes ``||f(x)||`` exceed ``L ||x||`` (an
+  orthogonal convolution with a bias, after MaxMin and another, was flagged at
+  ``1 + 8.6e-13`` against ``1 + 6.4e-13`` from the inputs' norms).
 - Identities that hold exactly in real arithmetic (linearity, shift equivariance, the same
   output from two evaluation paths) are compared relative to the size of what is compared,
   with :func:`network_tolerance`.
@@ -42,8 +45,8 @@ NETWORK_FACTOR = 10.0
 NETWORK_REASON = "10 (n + m) eps: forward rounding of a map with n inputs and m outputs"
 #: Why :func:`pair_tolerance` is what it is, for reports.
 PAIR_REASON = (
-    "10 (n + m) eps (||x|| + ||y||) / ||x - y||: rounding of f(x) - f(y), amplified by the "
-    "pair's distance"
+    "10 (n + m) eps (||f(x)|| + ||f(y)||) / (L ||x - y||): rounding of f(x) - f(y), "
+    "amplified by the pair's distance"
 )
 
 
@@ -58,11 +61,16 @@ def network_tolerance(dtype: Any, n_in: int, n_out: int) -> float:
     return NETWORK_FACTOR * (n_in + n_out) * machine_epsilon(dtype)
 
 
-def pair_tolerance(dtype: Any, n_in: int, n_out: int, sum_norms: float, distance: float) -> float:
+def pair_tolerance(
+    dtype: Any, n_in: int, n_out: int, output_norms: float, scaled_distance: float
+) -> float:
     """Relative excess allowed in ``||f(x) - f(y)|| / ||x - y||`` over the claimed constant.
 
-    ``sum_norms = ||x|| + ||y||`` and ``distance = ||x - y|| > 0``.
+    ``output_norms = ||f(x)|| + ||f(y)||`` and ``scaled_distance = L ||x - y|| > 0``.
+
+    Raises:
+        InvalidArgumentError: ``scaled_distance`` not positive.
     """
-    if not distance > 0:
-        raise InvalidArgumentError(f"distance={distance}, but it must be positive")
-    return network_tolerance(dtype, n_in, n_out) * max(1.0, sum_norms / distance)
+    if not scaled_distance > 0:
+        raise InvalidArgumentError(f"scaled_distance={scaled_distance}, but it must be positive")
+    return network_tolerance(dtype, n_in, n_out) * max(1.0, output_norms / scaled_distance)

@@ -10,7 +10,7 @@ from torch import nn
 from gnpcheck.audit import audit
 from gnpcheck.audit.deadline import Deadline
 from gnpcheck.audit.sampler import Sampler
-from gnpcheck.audit.search import find_nonfinite, structured_inputs
+from gnpcheck.audit.search import _pair_excess, find_nonfinite, structured_inputs
 
 from ._targets import orthogonal_conv
 
@@ -111,3 +111,20 @@ def test_nan_outputs_violate_lipschitz_with_a_finite_input() -> None:
         assert counterexample.kind == "nonfinite"
         assert bool(torch.isfinite(counterexample.tensors["x"]).all())
         assert counterexample.replay(NaNAtZero()).reproduced
+
+
+def test_nearby_pairs_of_a_map_with_a_large_bias_raise_no_false_alarm() -> None:
+    """The rounding of f(x) - f(y) scales with the outputs, which a bias makes much larger
+    than L ||x||: the pair tolerance uses the outputs' norms."""
+    generator = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64, generator=generator))
+    bias = torch.full((8,), 1e4, dtype=torch.float64)
+
+    def affine(z: torch.Tensor) -> torch.Tensor:
+        return z @ q + bias
+
+    x = torch.randn(16, 8, dtype=torch.float64, generator=generator)
+    y = x + 1e-7 * torch.randn(16, 8, dtype=torch.float64, generator=generator)
+    ratio, excess = _pair_excess(affine, x, y, 1.0, torch.float64)
+    assert (ratio - 1).abs().max() > 1e-9  # rounding is visible in the ratio ...
+    assert excess.max() <= 0  # ... and allowed for
