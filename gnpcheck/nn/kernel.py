@@ -152,7 +152,8 @@ class _KernelProduct(torch.autograd.Function):
     non-differentiable, so that backward reuses them (``setup_context`` style, which
     ``torch.func`` transforms and ``torch.compile`` accept). When the backward is itself
     differentiated (``create_graph=True``, ``torch.func.grad``) it recomputes them from
-    ``h`` and the projectors, so that second derivatives are exact."""
+    ``h`` and the projectors, so that second derivatives are exact; ``jvp`` is
+    :func:`stages_tangent`."""
 
     generate_vmap_rule = True
 

@@ -64,7 +64,8 @@ class _QRKernel(torch.autograd.Function):
     ``torch.compile``. When the backward is itself differentiated (``create_graph=True``,
     ``torch.func.grad``), it recomputes those intermediates from the parameters, so that
     its result is a differentiable function of them: second derivatives are exact, not
-    missing the terms through the saved values."""
+    missing the terms through the saved values. ``jvp`` (forward mode) chains the tangents
+    of the same closed forms: the QR tangents, then the stages' (bilinear) tangent."""
 
     generate_vmap_rule = True
 
