@@ -46,8 +46,9 @@ three products and a triangular solve, with no column signs to fix (they cancel 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import comb
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 
@@ -213,65 +214,79 @@ def projector_qr_tangent(q: torch.Tensor, t: torch.Tensor, tangent: torch.Tensor
     return result
 
 
+def _projector_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Thin QR of ``a`` in float64 (no sign fix: the signs cancel in ``Q Q^T``)."""
+    q, t = torch.linalg.qr(a.to(torch.float64))
+    return q, t
+
+
+def _copy_of(q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return q.to(dtype, copy=True)  # never the saved Q itself
+
+
+def _product_of(q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return (q @ q.mT).to(dtype)
+
+
+class _QRMap(NamedTuple):
+    """One map of ``A`` through its QR factorization: the factorization, the result from
+    ``Q`` (in a dtype), and the closed-form gradient and tangent of the result."""
+
+    factorize: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    result: Callable[[torch.Tensor, torch.dtype], torch.Tensor]
+    gradient: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    tangent: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+_QR_MAPS = {
+    "orthonormal": _QRMap(positive_qr, _copy_of, orthonormal_qr_gradient, orthonormal_qr_tangent),
+    "projector": _QRMap(_projector_qr, _product_of, projector_qr_gradient, projector_qr_tangent),
+}
+
+
 class _QRFunction(torch.autograd.Function):
-    """What the two QR Functions share: ``forward(a, dtype)`` returns the result in ``dtype``
-    and the float64 ``Q`` and ``T`` of ``a``'s QR factorization (:meth:`factorize`) as
-    non-differentiable extra outputs, kept for a backward that runs in the gradient's dtype.
-    When the backward is itself differentiated (``create_graph=True``, ``torch.func.grad``),
-    ``Q`` and ``T`` are recomputed from ``a``, so that second derivatives are exact."""
+    """``forward(a, dtype, kind)``: ``Q`` of the thin QR factorization with ``diag(T) > 0``
+    (``kind="orthonormal"``) or the projector ``Q Q^T`` (``"projector"``), computed in
+    float64 and returned in ``dtype``, then the float64 ``Q`` and ``T`` as non-differentiable
+    extra outputs, kept for the closed-form backward (module docstring) and tangent, which
+    run in the gradient's (tangent's) dtype. When the backward is itself differentiated
+    (``create_graph=True``, ``torch.func.grad``), ``Q`` and ``T`` are recomputed from ``a``,
+    so that second derivatives are exact."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def factorize(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The float64 ``Q`` and ``T`` of ``a`` that the subclass uses."""
-        raise NotImplementedError
+    def forward(a: torch.Tensor, dtype: torch.dtype, kind: str) -> tuple[torch.Tensor, ...]:
+        qr_map = _QR_MAPS[kind]
+        q, t = qr_map.factorize(a)
+        return qr_map.result(q, dtype), q, t
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        a, dtype, kind = inputs
         _, q, t = output
         ctx.mark_non_differentiable(q, t)
         ctx.set_materialize_grads(False)  # no zero gradients for Q and T
-        ctx.save_for_backward(inputs[0], q, t)
+        ctx.save_for_backward(a, q, t)
         ctx.save_for_forward(q, t)
-        ctx.input_dtype, ctx.output_dtype = inputs[0].dtype, inputs[1]
-
-    @classmethod
-    def saved_factors(cls, ctx: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``Q`` and ``T`` in ``dtype``: the saved ones, or recomputed from the input when this
-        backward is differentiated."""
-        a, q, t = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            q, t = cls.factorize(a)
-        return q.to(dtype), t.to(dtype)
-
-
-class _QROrthonormal(_QRFunction):
-    """``Q`` of the thin QR factorization with ``diag(T) > 0``, computed in float64 and
-    returned in ``dtype``, with the closed-form backward of the module docstring in the
-    gradient's dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept
-    for it)."""
-
-    factorize = staticmethod(positive_qr)
-
-    @staticmethod
-    def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        q, t = positive_qr(a)
-        return q.to(dtype, copy=True), q, t
+        ctx.input_dtype, ctx.output_dtype, ctx.qr_map = a.dtype, dtype, _QR_MAPS[kind]
 
     @staticmethod
     def backward(
         ctx: Any, grad: torch.Tensor | None, *unused: Any
-    ) -> tuple[torch.Tensor | None, None]:
-        if grad is None:  # Q did not reach the loss
-            return None, None
-        q, t = _QROrthonormal.saved_factors(ctx, grad.dtype)
-        return orthonormal_qr_gradient(q, t, grad).to(ctx.input_dtype), None
+    ) -> tuple[torch.Tensor | None, None, None]:
+        if grad is None:  # the result did not reach the loss
+            return None, None, None
+        a, q, t = ctx.saved_tensors
+        if torch.is_grad_enabled():  # this backward is differentiated: recompute (class doc)
+            q, t = ctx.qr_map.factorize(a)
+        gradient = ctx.qr_map.gradient(q.to(grad.dtype), t.to(grad.dtype), grad)
+        return gradient.to(ctx.input_dtype), None, None
 
     @staticmethod
-    def jvp(ctx: Any, tangent: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
+    def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
         q, t = (factor.to(tangent.dtype) for factor in ctx.saved_tensors)
-        return orthonormal_qr_tangent(q, t, tangent).to(ctx.output_dtype), None, None
+        return ctx.qr_map.tangent(q, t, tangent).to(ctx.output_dtype), None, None
 
 
 def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -291,7 +306,7 @@ def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torc
     target = a.dtype if dtype is None else _check_dtype(dtype)
     if a.shape[-1] == 0:
         return a.to(target).clone()
-    orthonormal: torch.Tensor = _QROrthonormal.apply(a, target)[0]  # type: ignore[no-untyped-call]
+    orthonormal: torch.Tensor = _QRFunction.apply(a, target, "orthonormal")[0]  # type: ignore[no-untyped-call]
     return orthonormal
 
 
@@ -319,36 +334,6 @@ def orthonormalize(
     raise InvalidArgumentError(f"method={method!r}, but it must be 'qr' or 'bjorck'")
 
 
-class _QRProjector(_QRFunction):
-    """``P = Q Q^T`` from the thin QR factorization of ``A``, computed in float64 and returned
-    in ``dtype``, with the closed-form backward of the module docstring in the gradient's
-    dtype (the float64 ``Q`` and ``T`` are non-differentiable extra outputs kept for it)."""
-
-    @staticmethod
-    def factorize(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q, t = torch.linalg.qr(a.to(torch.float64))
-        return q, t
-
-    @staticmethod
-    def forward(a: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        q, t = _QRProjector.factorize(a)
-        return (q @ q.mT).to(dtype), q, t
-
-    @staticmethod
-    def backward(
-        ctx: Any, grad: torch.Tensor | None, *unused: Any
-    ) -> tuple[torch.Tensor | None, None]:
-        if grad is None:  # P did not reach the loss
-            return None, None
-        q, t = _QRProjector.saved_factors(ctx, grad.dtype)
-        return projector_qr_gradient(q, t, grad).to(ctx.input_dtype), None
-
-    @staticmethod
-    def jvp(ctx: Any, tangent: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
-        q, t = (factor.to(tangent.dtype) for factor in ctx.saved_tensors)
-        return projector_qr_tangent(q, t, tangent).to(ctx.output_dtype), None, None
-
-
 def projectors(
     a: torch.Tensor,
     method: Orthogonalizer = "qr",
@@ -369,7 +354,7 @@ def projectors(
         a = _check_tall(a, "a")
         if a.shape[-1] == 0:
             return a.new_zeros((*a.shape[:-1], a.shape[-2]), dtype=dtype)
-        projector: torch.Tensor = _QRProjector.apply(a, dtype)[0]  # type: ignore[no-untyped-call]
+        projector: torch.Tensor = _QRFunction.apply(a, dtype, "projector")[0]  # type: ignore[no-untyped-call]
         return projector
     bases = orthonormalize(a, method, iters, order, dtype=torch.float64)
     return (bases @ bases.mT).to(dtype)
