@@ -296,10 +296,10 @@ def search_lipschitz(
     if not math.isfinite(ratio):
         culprit = x if has_nonfinite(f, x) else y
         return nonfinite_result(LIPSCHITZ, culprit, sampler, trials, method)
-    fx, fy = f(x.unsqueeze(0)), f(y.unsqueeze(0))
-    output_norms = _norm(fx) + _norm(fy)
-    allowed = pair_tolerance(precision, n, int(fx.numel()), output_norms, constant * _norm(x - y))
-    limit = constant * (1 + allowed)
+    outputs = f(torch.stack([x, y]))
+    output_norms = _norm(outputs[0]) + _norm(outputs[1])
+    m = int(outputs[0].numel())
+    limit = constant * (1 + pair_tolerance(precision, n, m, output_norms, constant * _norm(x - y)))
     counterexample = Counterexample(
         claim=LIPSCHITZ,
         kind="pair",
