@@ -110,16 +110,20 @@ def test_resume_after_a_killed_run_loses_only_the_current_epoch(
     assert not tiny_config.channels_last
     command = [sys.executable, "-m", "gnpcheck.train_cli", "train", "--out", str(out),
                "--epochs", "1000", "--no-progress", *flags]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: nothing blocks the child or leaks
     deadline = time.monotonic() + 120
-    try:
-        while not (out / CHECKPOINT_NAME).exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.05)
-    finally:
-        process.kill()  # SIGKILL
-        process.wait()
+    with (
+        log.open("wb") as stderr,
+        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr) as process,
+    ):
+        try:
+            while not (out / CHECKPOINT_NAME).exists():
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "no checkpoint within 120 s"
+                time.sleep(0.05)
+        finally:
+            process.kill()  # SIGKILL
+            process.wait()
     assert process.returncode == -signal.SIGKILL
     state = load_checkpoint(out / CHECKPOINT_NAME)
     done = state["epoch"]
