@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.nn.forward_mode import apply_function
 
 __all__ = [
     "bcop_kernel",
@@ -155,8 +156,8 @@ class _KernelProduct(torch.autograd.Function):
     non-differentiable, so that backward reuses them (``setup_context`` style, which
     ``torch.func`` transforms and ``torch.compile`` accept). When the backward is itself
     differentiated (``create_graph=True``, ``torch.func.grad``) it recomputes them from
-    ``h`` and the projectors, so that second derivatives are exact; ``jvp`` is
-    :func:`stages_tangent`."""
+    ``h`` and the projectors, so that second derivatives are exact. Forward mode is
+    :class:`_KernelProductWithJvp`."""
 
     generate_vmap_rule = True
 
@@ -188,6 +189,11 @@ class _KernelProduct(torch.autograd.Function):
         grad = grad.contiguous()  # arrives permuted from the (out, in, K...) layout
         grad_h, grad_projectors = stages_backward(projectors, inputs, grad, ctx.spatial_ndim)
         return grad_h, grad_projectors, None
+
+
+class _KernelProductWithJvp(_KernelProduct):
+    """:class:`_KernelProduct` and its forward-mode rule (:mod:`gnpcheck.nn.forward_mode`),
+    :func:`stages_tangent`."""
 
     @staticmethod
     def jvp(
@@ -230,7 +236,7 @@ def bcop_kernel(
         )
     x = h.reshape((1,) * spatial_ndim + tuple(h.shape))
     if count:
-        x = _KernelProduct.apply(h, projectors, spatial_ndim)[0]  # type: ignore[no-untyped-call]
+        x = apply_function(_KernelProduct, _KernelProductWithJvp, h, projectors, spatial_ndim)[0]
     if in_channels is not None:
         x = x[..., :in_channels]
     return to_torch_layout(x, spatial_ndim)

@@ -54,6 +54,7 @@ import torch
 
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError, UnsupportedOperationError
 from gnpcheck.nn.cache import transforming
+from gnpcheck.nn.forward_mode import apply_function
 from gnpcheck.reference import bjorck_coefficients
 
 __all__ = [
@@ -283,6 +284,10 @@ class _QRFunction(torch.autograd.Function):
         gradient = ctx.qr_map.gradient(q.to(grad.dtype), t.to(grad.dtype), grad)
         return gradient.to(ctx.input_dtype), None, None
 
+
+class _QRFunctionWithJvp(_QRFunction):
+    """:class:`_QRFunction` and its forward-mode rule (:mod:`gnpcheck.nn.forward_mode`)."""
+
     @staticmethod
     def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
         q, t = (factor.to(tangent.dtype) for factor in ctx.saved_tensors)
@@ -306,7 +311,9 @@ def qr_orthonormalize(a: torch.Tensor, dtype: torch.dtype | None = None) -> torc
     target = a.dtype if dtype is None else _check_dtype(dtype)
     if a.shape[-1] == 0:
         return a.to(target).clone()
-    orthonormal: torch.Tensor = _QRFunction.apply(a, target, "orthonormal")[0]  # type: ignore[no-untyped-call]
+    orthonormal: torch.Tensor = apply_function(
+        _QRFunction, _QRFunctionWithJvp, a, target, "orthonormal"
+    )[0]
     return orthonormal
 
 
@@ -354,7 +361,9 @@ def projectors(
         a = _check_tall(a, "a")
         if a.shape[-1] == 0:
             return a.new_zeros((*a.shape[:-1], a.shape[-2]), dtype=dtype)
-        projector: torch.Tensor = _QRFunction.apply(a, dtype, "projector")[0]  # type: ignore[no-untyped-call]
+        projector: torch.Tensor = apply_function(
+            _QRFunction, _QRFunctionWithJvp, a, dtype, "projector"
+        )[0]
         return projector
     bases = orthonormalize(a, method, iters, order, dtype=torch.float64)
     return (bases @ bases.mT).to(dtype)

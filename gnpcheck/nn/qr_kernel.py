@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from gnpcheck.nn.forward_mode import apply_function
 from gnpcheck.nn.kernel import (
     stages_backward,
     stages_forward,
@@ -64,8 +65,7 @@ class _QRKernel(torch.autograd.Function):
     ``torch.compile``. When the backward is itself differentiated (``create_graph=True``,
     ``torch.func.grad``), it recomputes those intermediates from the parameters, so that
     its result is a differentiable function of them: second derivatives are exact, not
-    missing the terms through the saved values. ``jvp`` (forward mode) chains the tangents
-    of the same closed forms: the QR tangents, then the stages' (bilinear) tangent."""
+    missing the terms through the saved values. Forward mode is :class:`_QRKernelWithJvp`."""
 
     generate_vmap_rule = True
 
@@ -108,6 +108,11 @@ class _QRKernel(torch.autograd.Function):
             ).to(r_tilde.dtype)
         return grad_h_tilde, grad_r_tilde, None, None
 
+
+class _QRKernelWithJvp(_QRKernel):
+    """:class:`_QRKernel` and its forward-mode rule (:mod:`gnpcheck.nn.forward_mode`): the
+    tangents of the same closed forms, the QR tangents then the stages' (bilinear) one."""
+
     @staticmethod
     def jvp(
         ctx: Any, tangent_h: torch.Tensor | None, tangent_r: torch.Tensor | None, *_: Any
@@ -145,5 +150,7 @@ def qr_bcop_kernel(
     contiguous, in ``h_tilde``'s dtype; the block convolutions run in ``build_dtype``.
     Shapes are the layer's to check (:class:`~gnpcheck.nn.BCOPConv2d`)."""
     sizes = (spatial_ndim, out_channels, in_channels)
-    kernel: torch.Tensor = _QRKernel.apply(h_tilde, r_tilde, sizes, build_dtype)[0]  # type: ignore[no-untyped-call]
+    kernel: torch.Tensor = apply_function(
+        _QRKernel, _QRKernelWithJvp, h_tilde, r_tilde, sizes, build_dtype
+    )[0]
     return kernel

@@ -310,10 +310,11 @@ INDUCTOR = pytest.param(
 
 @pytest.mark.parametrize("backend", ["aot_eager", INDUCTOR])
 def test_torch_compile_matches_eager(backend: str) -> None:
-    """Dynamo traces the layer (cache bypassed while compiling) and AOT autograd its backward,
-    the QR function included (docs/layers.rst, "Compilation and devices")."""
+    """Dynamo traces the layer in one graph (cache bypassed while compiling; no graph break,
+    which ``fullgraph`` turns into an error) and AOT autograd its backward, the one-node QR
+    kernel build included (docs/layers.rst, "Compilation and devices")."""
     layer = make_bcop(BCOPConv2d, 4, 4, 3)
-    compiled = torch.compile(layer, backend=backend)
+    compiled = torch.compile(layer, backend=backend, fullgraph=True)
     x = layer_input(layer, SIZE)
     y = compiled(x)
     y.square().sum().backward()
