@@ -52,6 +52,7 @@ from gnpcheck.nn.orthogonalize import (
     orthonormalize,
     projectors,
 )
+from gnpcheck.nn.precision import require_ieee_float32_products
 from gnpcheck.nn.qr_kernel import qr_bcop_kernel
 from gnpcheck.nn.reference_bridge import ReferenceBCOP, reference_bcop
 from gnpcheck.reference import from_torch_layout
@@ -176,6 +177,12 @@ class _BCOPConvNd(ConstrainedConv):
 
     def _build_kernel(self) -> torch.Tensor:
         build_dtype = self.build_dtype or self.h_tilde.dtype
+        require_ieee_float32_products(
+            build_dtype,
+            self.h_tilde.device,
+            f"{type(self).__name__}'s kernel",
+            "pass build_dtype=torch.float64 to the layer",
+        )
         if self.orthogonalizer == "qr":  # one autograd node (Note [kernel build])
             return qr_bcop_kernel(
                 self.h_tilde,
@@ -229,6 +236,9 @@ class _BCOPConvNd(ConstrainedConv):
             InvalidArgumentError: wrong shape, channels, dtype or device; a spatial size the
                 stride does not divide; with circular padding, a side smaller than the kernel
                 after the stride.
+            UnsupportedOperationError: a float32 kernel to build while PyTorch's settings run
+                float32 matrix products in reduced precision (docs/layers.rst, Note [float32
+                products]).
         """
         d, size = self.spatial_ndim, self.inner_kernel_size[0]
         check_input(

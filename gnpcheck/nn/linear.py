@@ -29,6 +29,7 @@ from gnpcheck.nn.orthogonalize import (
     bjorck_orthonormalize,
     polar_orthonormalize,
 )
+from gnpcheck.nn.precision import require_ieee_float32_products
 from gnpcheck.reference import orthonormalize
 
 __all__ = ["LINEAR_ORTHOGONALIZERS", "BjorckLinear", "LinearOrthogonalizer"]
@@ -57,6 +58,9 @@ class BjorckLinear(nn.Module):
         InvalidArgumentError, InvalidTypeError: a size below 1, ``bjorck_iters < 1``, a
             non-bool ``bias``, an unknown ``orthogonalizer`` or iterations given with
             ``"polar"``; at forward, an input whose last axis, dtype or device differ.
+        UnsupportedOperationError: at forward, ``"bjorck"`` in float32 while PyTorch's
+            settings run float32 matrix products in reduced precision (docs/layers.rst,
+            Note [float32 products]).
     """
 
     def __init__(
@@ -122,6 +126,13 @@ class BjorckLinear(nn.Module):
         return bjorck_orthonormalize(tall, self.bjorck_iters)
 
     def _build_weight(self) -> torch.Tensor:
+        if self.bjorck_iters is not None:  # the polar factor is computed in float64
+            require_ieee_float32_products(
+                self.weight_tilde.dtype,
+                self.weight_tilde.device,
+                "BjorckLinear's weight",
+                "use orthogonalizer='polar' (float64)",
+            )
         if self._tall:
             return self._orthonormalize(self.weight_tilde)
         return self._orthonormalize(self.weight_tilde.mT).mT.contiguous()

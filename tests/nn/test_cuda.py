@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gnpcheck.errors import UnsupportedOperationError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
 from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT, orthogonality_tolerance
 
@@ -55,3 +56,22 @@ def test_export_and_linear_on_cuda() -> None:
     linear = BjorckLinear(5, 4, device="cuda", dtype=torch.float64)
     z = torch.randn(2, 5, device="cuda", dtype=torch.float64)
     assert (linear.export()(z) - linear(z)).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
+
+
+def test_tf32_products_are_refused_on_cuda() -> None:
+    """A float32 kernel is not built from TF32 products; a float64 build is."""
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.fp32_precision
+    layer = make_bcop(BCOPConv2d, 8, 8, 3, dtype=torch.float32, device="cuda")
+    float64_build = make_bcop(
+        BCOPConv2d, 8, 8, 3, dtype=torch.float32, device="cuda", build_dtype=torch.float64
+    )
+    x = layer_input(layer, 8)
+    try:
+        matmul.fp32_precision = "tf32"
+        with pytest.raises(UnsupportedOperationError, match=r"cuda\.matmul\.fp32_precision"):
+            layer(x)
+        assert float64_build.orthogonality_defect(8) <= 1e-6
+    finally:
+        matmul.fp32_precision = saved
+    assert layer.orthogonality_defect(8) <= 1e-6

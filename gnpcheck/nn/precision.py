@@ -1,0 +1,59 @@
+"""IEEE float32 matrix products for the kernels that promise float32 accuracy (docs/layers.rst,
+Note [float32 products]).
+
+PyTorch can run float32 matrix products in reduced precision: TF32 (a 10-bit mantissa) on
+CUDA, TF32 or bfloat16 through oneDNN on CPUs that have them, when
+``torch.set_float32_matmul_precision("high")`` or ``"medium"``,
+``torch.backends.cuda.matmul.allow_tf32 = True`` or an ``fp32_precision`` setting asks for
+it. A kernel built from such products is orthogonal to about :math:`10^{-3}` (TF32) or
+:math:`10^{-2}` (bfloat16) instead of the :math:`10^{-6}` a float32 layer promises, and
+nothing in its outputs would show it. The layers refuse to build one: the error names the
+setting and the ways out.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gnpcheck.errors import UnsupportedOperationError
+
+__all__ = ["float32_products_precision", "require_ieee_float32_products"]
+
+#: The ``torch.backends`` module whose ``matmul.fp32_precision`` governs each device type.
+_BACKENDS = {"cuda": "cuda", "cpu": "mkldnn"}
+_IEEE = ("none", "ieee")  # "none": no reduced precision asked at any level
+
+
+@torch.compiler.assume_constant_result  # type: ignore[untyped-decorator]
+def float32_products_precision(device_type: str) -> str:
+    """The ``fp32_precision`` PyTorch applies to float32 matrix products on ``device_type``:
+    ``"none"`` or ``"ieee"`` (IEEE float32), ``"tf32"``, ``"bf16"``, ...; ``"none"`` for a
+    device type without the setting. A constant to ``torch.compile``, which cannot trace
+    the setting: a compiled layer checks it when it is compiled."""
+    backend = _BACKENDS.get(device_type)
+    if backend is None:
+        return "none"
+    return str(getattr(torch.backends, backend).matmul.fp32_precision)
+
+
+def require_ieee_float32_products(
+    dtype: torch.dtype, device: torch.device, built: str, way_out: str
+) -> None:
+    """Refuse to build ``built`` (what the error calls it) from ``dtype`` products on
+    ``device`` when they are float32 products that PyTorch's settings run in reduced
+    precision; ``way_out`` names the layer's own alternative to changing the setting.
+
+    Raises:
+        UnsupportedOperationError: naming the setting, its value and the ways out.
+    """
+    if dtype != torch.float32:
+        return
+    precision = float32_products_precision(device.type)
+    if precision in _IEEE:
+        return
+    raise UnsupportedOperationError(
+        f"torch.backends.{_BACKENDS[device.type]}.matmul.fp32_precision={precision!r}, but "
+        f"{built} is built from IEEE float32 matrix products (in {precision} it would be "
+        "orthogonal to about 1e-3 or worse instead of 1e-6): set it to 'ieee', e.g. by "
+        f"torch.set_float32_matmul_precision('highest'), or {way_out}"
+    )

@@ -1,0 +1,139 @@
+"""Layers refuse to build float32 kernels from reduced-precision products (docs/layers.rst,
+Note [float32 products]).
+
+The settings are PyTorch's global ``fp32_precision`` values; each test sets them through the
+``precision`` fixture, which restores them. On this CPU oneDNN may not honour TF32 or
+bfloat16, but the layer cannot know what the hardware does with a setting that asks for
+less than IEEE float32, so it refuses either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+
+from gnpcheck.errors import UnsupportedOperationError
+from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
+from gnpcheck.nn.precision import float32_products_precision, require_ieee_float32_products
+
+from ._helpers import layer_input, make_bcop
+
+SIZE = 6
+Setter = Callable[[str, str], None]
+
+
+@pytest.fixture
+def precision() -> Iterator[Setter]:
+    """``set(backend, value)`` for ``torch.backends.<backend>.matmul.fp32_precision``; every
+    value is restored afterwards."""
+    matmuls = {"cuda": torch.backends.cuda.matmul, "mkldnn": torch.backends.mkldnn.matmul}
+    saved = {name: matmul.fp32_precision for name, matmul in matmuls.items()}
+
+    def set_precision(backend: str, value: str) -> None:
+        matmuls[backend].fp32_precision = value
+
+    yield set_precision
+    for name, value in saved.items():
+        matmuls[name].fp32_precision = value
+
+
+def test_default_settings_are_ieee() -> None:
+    """What a test run starts from: no reduced precision asked on either device type."""
+    assert float32_products_precision("cpu") in ("none", "ieee")
+    assert float32_products_precision("cuda") in ("none", "ieee")
+    assert float32_products_precision("meta") == "none"  # no such setting
+
+
+@pytest.mark.parametrize("value", ["tf32", "bf16"])
+@pytest.mark.parametrize("cls", [BCOPConv1d, BCOPConv2d])
+def test_bcop_refuses_a_float32_kernel_from_reduced_products(
+    precision: Setter, value: str, cls: type[BCOPConv2d]
+) -> None:
+    layer = make_bcop(cls, 4, 4, 3, dtype=torch.float32)
+    x = layer_input(layer, SIZE)
+    precision("mkldnn", value)
+    for build in (lambda: layer(x), lambda: layer.weight, layer.export):
+        with pytest.raises(UnsupportedOperationError) as error:
+            build()
+        message = str(error.value)
+        assert f"torch.backends.mkldnn.matmul.fp32_precision={value!r}" in message
+        assert "build_dtype=torch.float64" in message
+        assert "set_float32_matmul_precision('highest')" in message
+
+
+def test_set_float32_matmul_precision_high_is_refused(precision: Setter) -> None:
+    """The usual way the setting gets changed (it also sets CUDA's to TF32)."""
+    layer = make_bcop(BCOPConv2d, 4, 4, 3, dtype=torch.float32)
+    precision("mkldnn", "none")  # so that the fixture restores it
+    torch.set_float32_matmul_precision("high")
+    with pytest.raises(UnsupportedOperationError, match="fp32_precision='tf32'"):
+        layer(layer_input(layer, SIZE))
+
+
+@pytest.mark.parametrize("orthogonalizer", ["qr", "bjorck"])
+def test_the_ways_out_build_an_orthogonal_kernel(precision: Setter, orthogonalizer: str) -> None:
+    """A float64 build, float64 parameters, or the setting back at IEEE."""
+    float32 = make_bcop(BCOPConv2d, 4, 4, 3, dtype=torch.float32, orthogonalizer=orthogonalizer)
+    float64_build = make_bcop(
+        BCOPConv2d,
+        4,
+        4,
+        3,
+        dtype=torch.float32,
+        orthogonalizer=orthogonalizer,
+        build_dtype=torch.float64,
+    )
+    float64 = make_bcop(BCOPConv2d, 4, 4, 3, orthogonalizer=orthogonalizer)
+    precision("mkldnn", "tf32")
+    assert float64_build.orthogonality_defect(SIZE) <= 1e-6
+    assert float64.orthogonality_defect(SIZE) <= 1e-12
+    precision("mkldnn", "ieee")
+    assert float32.orthogonality_defect(SIZE) <= 1e-6
+
+
+def test_a_kernel_cached_under_ieee_is_served_after_the_setting_changes(
+    precision: Setter,
+) -> None:
+    """The products that built it were IEEE; a kernel built anew is refused."""
+    layer = make_bcop(BCOPConv2d, 4, 4, 3, dtype=torch.float32).eval()
+    x = layer_input(layer, SIZE)
+    with torch.no_grad():
+        expected = layer(x)
+        precision("mkldnn", "tf32")
+        assert torch.equal(layer(x), expected)
+        with torch.no_grad():
+            layer.h_tilde.add_(1e-3)
+        with pytest.raises(UnsupportedOperationError):
+            layer(x)
+
+
+def test_bjorck_linear_refuses_and_polar_does_not(precision: Setter) -> None:
+    x = torch.randn(3, 5)
+    bjorck = BjorckLinear(5, 4)
+    polar = BjorckLinear(5, 4, orthogonalizer="polar")
+    precision("mkldnn", "tf32")
+    with pytest.raises(UnsupportedOperationError, match="orthogonalizer='polar'"):
+        bjorck(x)
+    weight = polar.weight.double()
+    torch.testing.assert_close(weight @ weight.T, torch.eye(4, dtype=torch.float64))
+    assert BjorckLinear(5, 4, dtype=torch.float64)(x.double()).shape == (3, 4)
+
+
+def test_cuda_setting_is_read_for_cuda_devices(precision: Setter) -> None:
+    """Decided from the settings alone, so checkable without a GPU."""
+    precision("cuda", "tf32")
+    assert float32_products_precision("cpu") in ("none", "ieee")
+    require_ieee_float32_products(torch.float32, torch.device("cpu"), "a kernel", "go")
+    with pytest.raises(UnsupportedOperationError, match=r"torch\.backends\.cuda\.matmul"):
+        require_ieee_float32_products(torch.float32, torch.device("cuda"), "a kernel", "go")
+    require_ieee_float32_products(torch.float64, torch.device("cuda"), "a kernel", "go")
+
+
+def test_compiled_layer_traces_the_check_in_one_graph() -> None:
+    """The setting is a constant to torch.compile: no graph break, even with fullgraph."""
+    layer = make_bcop(BCOPConv2d, 4, 4, 3, dtype=torch.float32)
+    x = layer_input(layer, SIZE)
+    compiled = torch.compile(layer, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), layer(x))
