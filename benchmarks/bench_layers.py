@@ -1,7 +1,7 @@
 """Accuracy and speed of the PyTorch BCOP layer (issue figures; prints, asserts nothing).
 
 Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--steps S]
-       [--threads T] [--skip-accuracy]
+       [--threads T] [--skip-accuracy] [--device D] [--batch B]
 
 1. float32 accuracy: max |sigma - 1| of BCOPConv2d's float32 kernel (its float64 copy,
    the reference's exact circulant spectrum on a 16 x 16 input), fresh and after S Adam steps
@@ -21,7 +21,9 @@ Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--ste
 4. Evaluation forward (torch.no_grad, eval mode: the kernel cache) over nn.Conv2d
    (target <= 1.02).
 Ratios are measured in this one process, with PyTorch's default thread count unless
---threads is given. --quick is a smoke run of a few seconds.
+--threads is given. --quick is a smoke run of a few seconds. --device runs everything on
+another device (each timed call ends with a synchronization there); --batch replaces the
+timing shapes' batch: the GPU table is `--device cuda --batch 256`.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ def float32_defect(weight: torch.Tensor) -> float:
 def train(layer: BCOPConv2d, steps: int, seed: int) -> None:
     """``steps`` Adam steps (lr 1e-2) on the squared error to a random target."""
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, layer.in_channels, 8, 8, generator=generator)
-    target = torch.randn(2, layer.out_channels, 8, 8, generator=generator)
+    device = layer.h_tilde.device
+    x = torch.randn(2, layer.in_channels, 8, 8, generator=generator).to(device)
+    target = torch.randn(2, layer.out_channels, 8, 8, generator=generator).to(device)
     optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2)
     for _ in range(steps):
         optimizer.zero_grad()
@@ -72,12 +75,12 @@ def train(layer: BCOPConv2d, steps: int, seed: int) -> None:
 def variant(layer: BCOPConv2d, **options: Any) -> BCOPConv2d:
     """A layer with ``layer``'s parameters and other options (orthogonalizer, build_dtype)."""
     channels, k = layer.in_channels, layer.kernel_size[0]
-    other = BCOPConv2d(channels, layer.out_channels, k, **options)
+    other = BCOPConv2d(channels, layer.out_channels, k, device=layer.h_tilde.device, **options)
     other.load_state_dict(layer.state_dict())
     return other
 
 
-def accuracy(configs: list[tuple[int, int]], steps: int) -> list[BCOPConv2d]:
+def accuracy(configs: list[tuple[int, int]], steps: int, device: torch.device) -> list[BCOPConv2d]:
     print(f"## 1. float32 BCOPConv2d: max |sigma - 1| on {GRID[0]}x{GRID[1]} (exact spectrum)")
     print("default (float64 factors, float32 build); last column: the trained layer's")
     print("parameters with build_dtype=float64")
@@ -86,7 +89,8 @@ def accuracy(configs: list[tuple[int, int]], steps: int) -> list[BCOPConv2d]:
     )
     trained = []
     for channels, k in configs:
-        layer = BCOPConv2d(channels, channels, k, generator=torch.Generator().manual_seed(0))
+        generator = torch.Generator().manual_seed(0)
+        layer = BCOPConv2d(channels, channels, k, generator=generator).to(device)
         fresh = float32_defect(layer.weight)
         start = time.perf_counter()
         train(layer, steps, seed=1)
@@ -127,6 +131,19 @@ def _alternate(functions: list[Callable[[], object]], repeats: int) -> list[list
             functions[index]()
             times[index].append(time.perf_counter() - start)
     return times
+
+
+def _synchronized(function: Callable[[], object], device: torch.device) -> Callable[[], object]:
+    """``function`` followed by waiting for ``device`` to finish its work (CUDA runs
+    asynchronously; the CPU needs no wait)."""
+    if device.type != "cuda":
+        return function
+
+    def call() -> None:
+        function()
+        torch.cuda.synchronize(device)
+
+    return call
 
 
 def _median_ms(times: list[float]) -> float:
@@ -179,8 +196,8 @@ class SamePaddingConv2d(nn.Conv2d):
         return F.conv2d(unshuffle_circular_pad(x, 1, widths), self.weight, self.bias)
 
 
-def timing(shapes: list[tuple[int, int, int, int]], repeats: int) -> None:
-    print(f"\n## 3./4. time per call, ms (median of {repeats}, round robin), "
+def timing(shapes: list[tuple[int, int, int, int]], repeats: int, device: torch.device) -> None:
+    print(f"\n## 3./4. time per call, ms (median of {repeats}, round robin), on {device}, "
           f"{torch.get_num_threads()} threads; in brackets the median over rounds of the ratio "
           "to nn.Conv2d (padding_mode='circular') in the same round; 'padded': a plain conv "
           "with BCOP's padding; last column: BCOP over it, likewise")  # fmt: skip
@@ -190,21 +207,29 @@ def timing(shapes: list[tuple[int, int, int, int]], repeats: int) -> None:
         + f" {'BCOP/padded':>14}"
     )
     for batch, channels, size, k in shapes:
-        x = torch.randn(batch, channels, size, size)
+        x = torch.randn(batch, channels, size, size, device=device)
         conv = nn.Conv2d(channels, channels, k, padding=(k - 1) // 2, padding_mode="circular")
-        same_padding = SamePaddingConv2d(channels, channels, k)
-        layers = [BCOPConv2d(channels, channels, k, **options) for options in VARIANTS.values()]
+        conv = conv.to(device)
+        same_padding = SamePaddingConv2d(channels, channels, k).to(device)
+        layers = [
+            BCOPConv2d(channels, channels, k, device=device, **options)
+            for options in VARIANTS.values()
+        ]
         label = f"{batch},{channels},{size},{k}"
         for row, inputs in (("train", x), ("in-grad", x.clone().requires_grad_())):
             modules = (conv, same_padding, *layers)
-            steps = _alternate([_training_step(m, inputs) for m in modules], repeats)
+            steps = _alternate(
+                [_synchronized(_training_step(m, inputs), device) for m in modules], repeats
+            )
             cells = " ".join(
                 f"{_median_ms(t):>8.2f} ({_paired_ratio(t, steps[0]):>5.3f})" for t in steps[1:]
             )
             own = _paired_ratio(steps[2], steps[1])
             print(f"{label:>15} {row:>7} {_median_ms(steps[0]):>8.2f} {cells} {own:>14.3f}",
                   flush=True)  # fmt: skip
-        forward = _alternate([_evaluation(m, x) for m in (conv, layers[0])], 2 * repeats)
+        forward = _alternate(
+            [_synchronized(_evaluation(m, x), device) for m in (conv, layers[0])], 2 * repeats
+        )
         print(f"{label:>15} {'eval':>7} {_median_ms(forward[0]):>8.2f} "
               f"{_median_ms(forward[1]):>8.2f} ({_paired_ratio(forward[1], forward[0]):>5.3f})",
               flush=True)  # fmt: skip
@@ -228,20 +253,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--skip-accuracy", action="store_true", help="only the timings (sections 3 and 4)"
     )
+    parser.add_argument("--device", default="cpu", help="torch device to run on (default cpu)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="batch of every timing shape (default: theirs)"
+    )
     args = parser.parse_args(argv)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device={args.device!r}, but it must name a torch device ({error})")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device={args.device!r}, but no CUDA device is available")
+    if args.batch is not None and args.batch < 1:
+        parser.error(f"--batch={args.batch}, but it must be at least 1")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     print("command: python " + " ".join(sys.argv))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device} ({name})\n"
+    )
+    shapes = [(16, 32, 8, 3)] if args.quick else SHAPES
+    if args.batch is not None:
+        shapes = [(args.batch, *shape[1:]) for shape in shapes]
     if args.quick:
-        layers = accuracy([(32, 3)], steps=5)
+        layers = accuracy([(32, 3)], 5, device)
         bjorck_tradeoff(layers)
-        timing([(16, 32, 8, 3)], repeats=3)
+        timing(shapes, 3, device)
         return
     if not args.skip_accuracy:
-        layers = accuracy(ACCURACY_FULL if args.full else ACCURACY_DEFAULT, args.steps)
+        layers = accuracy(ACCURACY_FULL if args.full else ACCURACY_DEFAULT, args.steps, device)
         bjorck_tradeoff(layers[:4])
-    timing(SHAPES, args.repeats)
+    timing(shapes, args.repeats, device)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""``benchmarks/bench_layers.py`` runs: its smoke run prints every section, on the device and
+at the batch it is given, and it refuses a device or batch it cannot use."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_layers.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_layers", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_prints_every_section_at_the_given_batch(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = torch.get_num_threads()
+    bench.main(["--quick", "--batch", "2"])
+    assert torch.get_num_threads() == threads
+    out = capsys.readouterr().out
+    assert "device cpu (CPU)" in out
+    for heading in ("## 1. float32 BCOPConv2d", "## 2. Björck", "## 3./4. time per call"):
+        assert heading in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("2,32,8,3")]
+    assert [row[1] for row in rows] == ["train", "in-grad", "eval"]
+    accuracy = next(line.split() for line in out.splitlines() if line.split()[:2] == ["32", "3"])
+    assert float(accuracy[2]) <= 1e-6  # fresh float32 defect at C = 32, k = 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "nowhere"], "--device='nowhere', but it must name a torch device"),
+        (["--batch", "0"], "--batch=0, but it must be at least 1"),
+    ]
+    + (
+        []
+        if torch.cuda.is_available()
+        else [(["--device", "cuda"], "--device='cuda', but no CUDA device is available")]
+    ),
+)
+def test_bad_arguments_are_refused(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--quick", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
