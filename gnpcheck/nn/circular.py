@@ -59,12 +59,20 @@ def circular_source_positions(
 
 
 @lru_cache(maxsize=128)
+def _cached_index(
+    spatial_shape: tuple[int, ...], stride: int, widths: tuple[int, ...], device: torch.device
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    source = circular_source_positions(spatial_shape, stride, widths)
+    return torch.from_numpy(source.reshape(-1)).to(device), source.shape[1:]
+
+
+@torch.compiler.assume_constant_result  # type: ignore[untyped-decorator]
 def _index(
     spatial_shape: tuple[int, ...], stride: int, widths: tuple[int, ...], device: torch.device
 ) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """The flat gather index on ``device`` and the padded spatial shape."""
-    source = circular_source_positions(spatial_shape, stride, widths)
-    return torch.from_numpy(source.reshape(-1)).to(device), source.shape[1:]
+    """The flat gather index on ``device`` and the padded spatial shape (cached; a constant
+    to ``torch.compile``, which would otherwise trace the NumPy that computes it)."""
+    return _cached_index(spatial_shape, stride, widths, device)
 
 
 def unshuffle_circular_pad(x: torch.Tensor, stride: int, widths: tuple[int, ...]) -> torch.Tensor:

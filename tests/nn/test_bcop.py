@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from gnpcheck.nn import BCOPConv1d, BCOPConv2d
+from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin
 from gnpcheck.nn.bcop import _BCOPConvNd
 from gnpcheck.reference import bcop_kernel_1d, bcop_kernel_2d, to_torch_layout
 from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT, gnp_tolerance, orthogonality_tolerance
@@ -326,3 +326,30 @@ def test_torch_compile_matches_eager(backend: str) -> None:
     eager_grad = layer.h_tilde.grad
     assert eager_grad is not None
     assert (grad - eager_grad).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
+
+
+def test_a_compiled_network_is_one_graph_and_matches_eager() -> None:
+    """A strided BCOP layer, MaxMin, a BCOP layer whose input needs a gradient (the gathered
+    padding, whose index is a constant to Dynamo) and BjorckLinear: one graph with
+    ``fullgraph=True``, outputs and every parameter's gradient as in eager mode."""
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        BCOPConv2d(2, 8, 4, stride=2, dtype=torch.float64),
+        MaxMin(),
+        BCOPConv2d(8, 8, 3, dtype=torch.float64),
+        nn.Flatten(),
+        BjorckLinear(8 * 16, 4, dtype=torch.float64),
+    )
+    x = torch.randn(3, 2, 8, 8, dtype=torch.float64)
+    compiled = torch.compile(network, backend="aot_eager", fullgraph=True)
+    y = compiled(x)
+    y.square().sum().backward()
+    grads = [p.grad.clone() for p in network.parameters() if p.grad is not None]
+    network.zero_grad()
+    expected = network(x)
+    expected.square().sum().backward()
+    assert (y - expected).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
+    eager = [p.grad for p in network.parameters() if p.grad is not None]
+    assert len(grads) == len(eager) == len(list(network.parameters()))
+    for compiled_grad, eager_grad in zip(grads, eager, strict=True):
+        assert (compiled_grad - eager_grad).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
