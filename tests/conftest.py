@@ -17,8 +17,8 @@ def ieee_convolutions() -> Iterator[None]:
     (docs/layers.rst, Note [float32 products]): the tests compare the layers' own arithmetic
     with the CPU's and with float64 oracles, so they ask for IEEE float32 (the setting has no
     effect without a GPU) and restore it at the end."""
-    conv = torch.backends.cudnn.conv
-    saved = conv.fp32_precision
-    conv.fp32_precision = "ieee"
+    cudnn = torch.backends.cudnn
+    saved = cudnn.allow_tf32  # the legacy flag keeps both of PyTorch's APIs readable
+    cudnn.allow_tf32 = False
     yield
-    conv.fp32_precision = saved
+    cudnn.allow_tf32 = saved

@@ -60,18 +60,17 @@ def test_export_and_linear_on_cuda() -> None:
 
 def test_tf32_products_are_refused_on_cuda() -> None:
     """A float32 kernel is not built from TF32 products; a float64 build is."""
-    matmul = torch.backends.cuda.matmul
-    saved = matmul.fp32_precision
+    saved = torch.get_float32_matmul_precision()
     layer = make_bcop(BCOPConv2d, 8, 8, 3, dtype=torch.float32, device="cuda")
     float64_build = make_bcop(
         BCOPConv2d, 8, 8, 3, dtype=torch.float32, device="cuda", build_dtype=torch.float64
     )
     x = layer_input(layer, 8)
     try:
-        matmul.fp32_precision = "tf32"
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
         with pytest.raises(UnsupportedOperationError, match=r"cuda\.matmul\.fp32_precision"):
             layer(x)
         assert float64_build.orthogonality_defect(8) <= 1e-6
     finally:
-        matmul.fp32_precision = saved
+        torch.set_float32_matmul_precision(saved)  # consistent at every level again
     assert layer.orthogonality_defect(8) <= 1e-6

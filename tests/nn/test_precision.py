@@ -26,17 +26,19 @@ Setter = Callable[[str, str], None]
 
 @pytest.fixture
 def precision() -> Iterator[Setter]:
-    """``set(backend, value)`` for ``torch.backends.<backend>.matmul.fp32_precision``; every
-    value is restored afterwards."""
+    """``set(backend, value)`` for ``torch.backends.<backend>.matmul.fp32_precision``;
+    afterwards the global precision the test started from is set again, through
+    ``torch.set_float32_matmul_precision``, which leaves every level consistent (after a
+    per-backend setting PyTorch's global getters raise until it is called)."""
     matmuls = {"cuda": torch.backends.cuda.matmul, "mkldnn": torch.backends.mkldnn.matmul}
-    saved = {name: matmul.fp32_precision for name, matmul in matmuls.items()}
+    saved = torch.get_float32_matmul_precision()
 
     def set_precision(backend: str, value: str) -> None:
         matmuls[backend].fp32_precision = value
 
     yield set_precision
-    for name, value in saved.items():
-        matmuls[name].fp32_precision = value
+    torch.set_float32_matmul_precision(saved)
+    assert torch.get_float32_matmul_precision() == saved
 
 
 def test_default_settings_are_ieee() -> None:
@@ -66,8 +68,7 @@ def test_bcop_refuses_a_float32_kernel_from_reduced_products(
 def test_set_float32_matmul_precision_high_is_refused(precision: Setter) -> None:
     """The usual way the setting gets changed (it also sets CUDA's to TF32)."""
     layer = make_bcop(BCOPConv2d, 4, 4, 3, dtype=torch.float32)
-    precision("mkldnn", "none")  # so that the fixture restores it
-    torch.set_float32_matmul_precision("high")
+    torch.set_float32_matmul_precision("high")  # the fixture sets the start's back
     with pytest.raises(UnsupportedOperationError, match="fp32_precision='tf32'"):
         layer(layer_input(layer, SIZE))
 
@@ -103,8 +104,7 @@ def test_a_kernel_cached_under_ieee_is_served_after_the_setting_changes(
         expected = layer(x)
         precision("mkldnn", "tf32")
         assert torch.equal(layer(x), expected)
-        with torch.no_grad():
-            layer.h_tilde.add_(1e-3)
+        layer.h_tilde.add_(1e-3)  # the cached kernel is stale: a new one must be built
         with pytest.raises(UnsupportedOperationError):
             layer(x)
 
