@@ -12,7 +12,7 @@ import torch
 
 from gnpcheck.audit.linear import Map
 
-__all__ = ["affine_residual", "cotangent_ratio", "has_nonfinite", "pair_ratio"]
+__all__ = ["affine_residual", "cotangent_ratio", "has_nonfinite", "pair_ratio", "ratio_of_outputs"]
 
 
 def _norm(t: torch.Tensor) -> float:
@@ -22,7 +22,11 @@ def _norm(t: torch.Tensor) -> float:
 def pair_ratio(f: Map, x: torch.Tensor, y: torch.Tensor) -> float:
     r""":math:`\|f(x) - f(y)\| / \|x - y\|` for single inputs ``x != y`` (``nan`` if an output
     is not finite)."""
-    out = f(torch.stack([x, y]))
+    return ratio_of_outputs(f(torch.stack([x, y])), x, y)
+
+
+def ratio_of_outputs(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
+    r""":func:`pair_ratio` from the already computed ``out = f(stack([x, y]))``."""
     if not bool(torch.isfinite(out).all()):
         return math.nan
     return _norm(out[0] - out[1]) / _norm(x - y)

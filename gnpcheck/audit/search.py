@@ -31,7 +31,7 @@ from hypothesis.extra.numpy import arrays
 from gnpcheck.audit.claims import GNP, LIPSCHITZ
 from gnpcheck.audit.counterexample import Counterexample
 from gnpcheck.audit.deadline import Deadline
-from gnpcheck.audit.figures import cotangent_ratio, has_nonfinite, pair_ratio
+from gnpcheck.audit.figures import cotangent_ratio, has_nonfinite, ratio_of_outputs
 from gnpcheck.audit.linear import DENSE_LIMIT, Map
 from gnpcheck.audit.power import power_iteration
 from gnpcheck.audit.report import ClaimResult
@@ -292,11 +292,11 @@ def search_lipschitz(
             f"no violation found in {trials} trials (evidence, not proof)",
         )
     x, y = xs[worst], ys[worst]
-    ratio = pair_ratio(f, x, y)
+    outputs = f(torch.stack([x, y]))
+    ratio = ratio_of_outputs(outputs, x, y)
     if not math.isfinite(ratio):
         culprit = x if has_nonfinite(f, x) else y
         return nonfinite_result(LIPSCHITZ, culprit, sampler, trials, method)
-    outputs = f(torch.stack([x, y]))
     output_norms = _norm(outputs[0]) + _norm(outputs[1])
     m = int(outputs[0].numel())
     limit = constant * (1 + pair_tolerance(precision, n, m, output_norms, constant * _norm(x - y)))
