@@ -69,6 +69,8 @@ __all__ = [
     "orthonormalize",
     "polar_orthonormalize",
     "positive_qr",
+    "projector_of",
+    "projector_qr",
     "projector_qr_gradient",
     "projector_qr_tangent",
     "projectors",
@@ -215,7 +217,7 @@ def projector_qr_tangent(q: torch.Tensor, t: torch.Tensor, tangent: torch.Tensor
     return result
 
 
-def _projector_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def projector_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Thin QR of ``a`` in float64 (no sign fix: the signs cancel in ``Q Q^T``)."""
     q, t = torch.linalg.qr(a.to(torch.float64))
     return q, t
@@ -225,7 +227,9 @@ def _copy_of(q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return q.to(dtype, copy=True)  # never the saved Q itself
 
 
-def _product_of(q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def projector_of(q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The projector ``Q Q^T`` onto the span of ``q``'s orthonormal columns, computed in
+    ``q``'s dtype and returned in ``dtype``."""
     return (q @ q.mT).to(dtype)
 
 
@@ -241,7 +245,7 @@ class _QRMap(NamedTuple):
 
 _QR_MAPS = {
     "orthonormal": _QRMap(positive_qr, _copy_of, orthonormal_qr_gradient, orthonormal_qr_tangent),
-    "projector": _QRMap(_projector_qr, _product_of, projector_qr_gradient, projector_qr_tangent),
+    "projector": _QRMap(projector_qr, projector_of, projector_qr_gradient, projector_qr_tangent),
 }
 
 

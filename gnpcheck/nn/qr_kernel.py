@@ -33,6 +33,8 @@ from gnpcheck.nn.orthogonalize import (
     orthonormal_qr_gradient,
     orthonormal_qr_tangent,
     positive_qr,
+    projector_of,
+    projector_qr,
     projector_qr_gradient,
     projector_qr_tangent,
 )
@@ -50,8 +52,8 @@ def _build(
     factorizations, the projectors and the stage inputs in ``build_dtype``."""
     spatial_ndim, out_channels, in_channels = sizes
     h_q, h_t = positive_qr(h_tilde)
-    r_q, r_t = torch.linalg.qr(r_tilde.to(torch.float64))
-    projectors = (r_q @ r_q.mT).to(build_dtype)
+    r_q, r_t = projector_qr(r_tilde)
+    projectors = projector_of(r_q, build_dtype)
     h = h_q[:out_channels].to(build_dtype)
     taps_first, inputs = stages_forward(h, projectors, spatial_ndim)
     kernel = to_torch_layout(taps_first[..., :in_channels], spatial_ndim)
