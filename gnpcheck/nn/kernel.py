@@ -80,6 +80,11 @@ def _stage_backward(
     return torch.matmul(delta, p.mT).add_(later), x.reshape(-1, n).mT @ delta.reshape(-1, n)
 
 
+def _one_tap(matrix: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
+    """``(o, n)`` as a taps-first kernel with one tap per spatial axis."""
+    return matrix.reshape((1,) * spatial_ndim + tuple(matrix.shape))
+
+
 def _axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
     """(projector index, tap axis) of each stage, in the order they are applied."""
     if spatial_ndim == 1:
@@ -93,7 +98,7 @@ def stages_forward(
     """The kernel taps first, ``(K, ..., o, n)``, and the input of every stage (what
     :func:`stages_backward` needs)."""
     taps = projectors.shape[0] // spatial_ndim
-    x = h.reshape((1,) * spatial_ndim + tuple(h.shape))
+    x = _one_tap(h, spatial_ndim)
     inputs = []
     for index, axis in _axes(spatial_ndim, taps):
         inputs.append(x)
@@ -129,7 +134,7 @@ def stages_tangent(
     """Forward-mode derivative of :func:`stages_forward` (taps first) given the tangents of
     ``h`` and of the projectors (``None``: zero) and the stage inputs it saved."""
     taps = projectors.shape[0] // spatial_ndim
-    dx = tangent_h.reshape((1,) * spatial_ndim + tuple(tangent_h.shape))
+    dx = _one_tap(tangent_h, spatial_ndim)
     for (index, axis), x in zip(_axes(spatial_ndim, taps), inputs, strict=True):
         dp = None if tangent_projectors is None else tangent_projectors[index]
         dx = _stage_tangent(x, projectors[index], dx, dp, axis)
@@ -234,7 +239,7 @@ def bcop_kernel(
             f"h has shape {tuple(h.shape)} and projectors {tuple(projectors.shape)}, but they "
             f"must be (o, n) and ({spatial_ndim} * (K - 1), n, n)"
         )
-    x = h.reshape((1,) * spatial_ndim + tuple(h.shape))
+    x = _one_tap(h, spatial_ndim)
     if count:
         x = apply_function(_KernelProduct, _KernelProductWithJvp, h, projectors, spatial_ndim)[0]
     if in_channels is not None:
