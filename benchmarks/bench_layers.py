@@ -116,34 +116,31 @@ def bjorck_tradeoff(layers: list[BCOPConv2d]) -> None:
         print(label + " ".join(f"{d:>9.2e}" for d in defects), flush=True)
 
 
-def _alternate(functions: list[Callable[[], object]], repeats: int) -> list[list[float]]:
+def _alternate(
+    functions: list[Callable[[], object]], repeats: int, device: torch.device
+) -> list[list[float]]:
     """Times (s) of each function over ``repeats`` rounds after a warm-up round; each round
     calls every function once, starting with a different one (round robin), so no function
-    always runs first after the others."""
+    always runs first after the others. A call's time includes waiting for ``device`` to
+    finish its work (CUDA runs asynchronously; the CPU needs no wait)."""
+
+    def wait() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for function in functions:
         function()
         function()
+    wait()
     times: list[list[float]] = [[] for _ in functions]
     for round_index in range(repeats):
         for offset in range(len(functions)):
             index = (round_index + offset) % len(functions)
             start = time.perf_counter()
             functions[index]()
+            wait()
             times[index].append(time.perf_counter() - start)
     return times
-
-
-def _synchronized(function: Callable[[], object], device: torch.device) -> Callable[[], object]:
-    """``function`` followed by waiting for ``device`` to finish its work (CUDA runs
-    asynchronously; the CPU needs no wait)."""
-    if device.type != "cuda":
-        return function
-
-    def call() -> None:
-        function()
-        torch.cuda.synchronize(device)
-
-    return call
 
 
 def _median_ms(times: list[float]) -> float:
@@ -218,18 +215,14 @@ def timing(shapes: list[tuple[int, int, int, int]], repeats: int, device: torch.
         label = f"{batch},{channels},{size},{k}"
         for row, inputs in (("train", x), ("in-grad", x.clone().requires_grad_())):
             modules = (conv, same_padding, *layers)
-            steps = _alternate(
-                [_synchronized(_training_step(m, inputs), device) for m in modules], repeats
-            )
+            steps = _alternate([_training_step(m, inputs) for m in modules], repeats, device)
             cells = " ".join(
                 f"{_median_ms(t):>8.2f} ({_paired_ratio(t, steps[0]):>5.3f})" for t in steps[1:]
             )
             own = _paired_ratio(steps[2], steps[1])
             print(f"{label:>15} {row:>7} {_median_ms(steps[0]):>8.2f} {cells} {own:>14.3f}",
                   flush=True)  # fmt: skip
-        forward = _alternate(
-            [_synchronized(_evaluation(m, x), device) for m in (conv, layers[0])], 2 * repeats
-        )
+        forward = _alternate([_evaluation(m, x) for m in (conv, layers[0])], 2 * repeats, device)
         print(f"{label:>15} {'eval':>7} {_median_ms(forward[0]):>8.2f} "
               f"{_median_ms(forward[1]):>8.2f} ({_paired_ratio(forward[1], forward[0]):>5.3f})",
               flush=True)  # fmt: skip
