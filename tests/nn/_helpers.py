@@ -30,6 +30,9 @@ __all__ = [
 
 BCOP_CLASSES: list[type[_BCOPConvNd]] = [BCOPConv1d, BCOPConv2d]
 
+#: ``set(backend, value)``, the ``precision`` fixture of tests/nn/conftest.py.
+Setter = Callable[[str, str], None]
+
 
 def make_bcop(
     cls: type[_BCOPConvNd],

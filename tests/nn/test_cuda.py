@@ -9,7 +9,7 @@ from gnpcheck.errors import UnsupportedOperationError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
 from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT, orthogonality_tolerance
 
-from ._helpers import layer_input, make_bcop
+from ._helpers import Setter, layer_input, make_bcop
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -58,19 +58,16 @@ def test_export_and_linear_on_cuda() -> None:
     assert (linear.export()(z) - linear(z)).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
 
 
-def test_tf32_products_are_refused_on_cuda() -> None:
+def test_tf32_products_are_refused_on_cuda(precision: Setter) -> None:
     """A float32 kernel is not built from TF32 products; a float64 build is."""
-    saved = torch.get_float32_matmul_precision()
     layer = make_bcop(BCOPConv2d, 8, 8, 3, dtype=torch.float32, device="cuda")
     float64_build = make_bcop(
         BCOPConv2d, 8, 8, 3, dtype=torch.float32, device="cuda", build_dtype=torch.float64
     )
     x = layer_input(layer, 8)
-    try:
-        torch.backends.cuda.matmul.fp32_precision = "tf32"
-        with pytest.raises(UnsupportedOperationError, match=r"cuda\.matmul\.fp32_precision"):
-            layer(x)
-        assert float64_build.orthogonality_defect(8) <= 1e-6
-    finally:
-        torch.set_float32_matmul_precision(saved)  # consistent at every level again
+    precision("cuda", "tf32")
+    with pytest.raises(UnsupportedOperationError, match=r"cuda\.matmul\.fp32_precision"):
+        layer(x)
+    assert float64_build.orthogonality_defect(8) <= 1e-6
+    precision("cuda", "ieee")
     assert layer.orthogonality_defect(8) <= 1e-6

@@ -2,14 +2,12 @@
 Note [float32 products]).
 
 The settings are PyTorch's global ``fp32_precision`` values; each test sets them through the
-``precision`` fixture, which restores them. On this CPU oneDNN may not honour TF32 or
+``precision`` fixture (tests/nn/conftest.py), which restores them. On this CPU oneDNN may not honour TF32 or
 bfloat16, but the layer cannot know what the hardware does with a setting that asks for
 less than IEEE float32, so it refuses either way.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -18,27 +16,9 @@ from gnpcheck.errors import UnsupportedOperationError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
 from gnpcheck.nn.precision import float32_products_precision, require_ieee_float32_products
 
-from ._helpers import layer_input, make_bcop
+from ._helpers import Setter, layer_input, make_bcop
 
 SIZE = 6
-Setter = Callable[[str, str], None]
-
-
-@pytest.fixture
-def precision() -> Iterator[Setter]:
-    """``set(backend, value)`` for ``torch.backends.<backend>.matmul.fp32_precision``;
-    afterwards the global precision the test started from is set again, through
-    ``torch.set_float32_matmul_precision``, which leaves every level consistent (after a
-    per-backend setting PyTorch's global getters raise until it is called)."""
-    matmuls = {"cuda": torch.backends.cuda.matmul, "mkldnn": torch.backends.mkldnn.matmul}
-    saved = torch.get_float32_matmul_precision()
-
-    def set_precision(backend: str, value: str) -> None:
-        matmuls[backend].fp32_precision = value
-
-    yield set_precision
-    torch.set_float32_matmul_precision(saved)
-    assert torch.get_float32_matmul_precision() == saved
 
 
 def test_default_settings_are_ieee() -> None:
