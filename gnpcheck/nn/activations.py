@@ -19,6 +19,7 @@ from torch import nn
 
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 from gnpcheck.nn._arguments import positive_int
+from gnpcheck.nn.functions import apply_function
 
 __all__ = ["GroupSort", "MaxMin"]
 
@@ -98,7 +99,7 @@ class MaxMin(_Sorting):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Sort each pair ``(x_j, x_{j + C/2})`` in descending order."""
         dim = _check_axis(x, self.dim, 2)
-        sorted_pairs: torch.Tensor = _MaxMinFunction.apply(x, dim)[0]  # type: ignore[no-untyped-call]
+        sorted_pairs: torch.Tensor = apply_function(_MaxMinFunction, _MaxMinFunction, x, dim)[0]
         return sorted_pairs
 
     def extra_repr(self) -> str:

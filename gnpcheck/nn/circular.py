@@ -8,7 +8,8 @@ differentiates it by one ``index_add`` (the adjoint: each input position sums th
 of the positions that copied it). PyTorch's own ``pixel_unshuffle`` and circular ``F.pad``
 run as strided copies and a chain of slice copies; on CPU their backward costs several
 times more. Without a stride and without a gradient to the input, ``F.pad``'s forward alone
-is as fast or faster, and is used.
+is as fast or faster, and is used; so is the composition under ``torch.compile``, whose
+compiler fuses the copies.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.nn.downsampling import unshuffle
 
 __all__ = ["circular_source_positions", "unshuffle_circular_pad"]
 
@@ -59,33 +61,28 @@ def circular_source_positions(
 
 
 @lru_cache(maxsize=128)
-def _cached_index(
+def _index(
     spatial_shape: tuple[int, ...], stride: int, widths: tuple[int, ...], device: torch.device
 ) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The flat gather index on ``device`` and the padded spatial shape (cached)."""
     source = circular_source_positions(spatial_shape, stride, widths)
     return torch.from_numpy(source.reshape(-1)).to(device), source.shape[1:]
 
 
-@torch.compiler.assume_constant_result  # type: ignore[untyped-decorator]
-def _index(
-    spatial_shape: tuple[int, ...], stride: int, widths: tuple[int, ...], device: torch.device
-) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """The flat gather index on ``device`` and the padded spatial shape (cached; a constant
-    to ``torch.compile``, which would otherwise trace the NumPy that computes it)."""
-    return _cached_index(spatial_shape, stride, widths, device)
-
-
 def unshuffle_circular_pad(x: torch.Tensor, stride: int, widths: tuple[int, ...]) -> torch.Tensor:
     """``F.pad(unshuffle(x, stride), widths, mode="circular")`` for ``x`` of shape
-    ``(B, C, *spatial)`` (1-D or 2-D), by one gather (by ``F.pad`` itself when ``stride`` is
-    1 and no gradient flows to ``x``).
+    ``(B, C, *spatial)`` (1-D or 2-D), by one gather in eager mode; by that composition itself
+    when ``stride`` is 1 and no gradient flows to ``x``, and while ``torch.compile`` traces
+    (which fuses the copies and would otherwise trace the NumPy behind the index, failing
+    on dynamic shapes).
 
     Raises:
         InvalidArgumentError: ``widths`` not two per spatial axis; a stride that does not
             divide the spatial sizes.
     """
-    if stride == 1 and not (torch.is_grad_enabled() and x.requires_grad):
-        return F.pad(x, widths, mode="circular")  # no backward to pay for: its forward is fast
+    no_backward = stride == 1 and not (torch.is_grad_enabled() and x.requires_grad)
+    if no_backward or torch.compiler.is_compiling():  # no backward to pay for, or fused
+        return F.pad(unshuffle(x, stride, x.ndim - 2), widths, mode="circular")
     batch, channels, *spatial = x.shape
     spatial_shape = tuple(spatial)
     index, padded = _index(spatial_shape, stride, widths, x.device)

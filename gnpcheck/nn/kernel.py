@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from gnpcheck.errors import InvalidArgumentError
-from gnpcheck.nn.forward_mode import apply_function
+from gnpcheck.nn.functions import apply_function
 
 __all__ = [
     "bcop_kernel",
@@ -197,7 +197,7 @@ class _KernelProduct(torch.autograd.Function):
 
 
 class _KernelProductWithJvp(_KernelProduct):
-    """:class:`_KernelProduct` and its forward-mode rule (:mod:`gnpcheck.nn.forward_mode`),
+    """:class:`_KernelProduct` and its forward-mode rule (:mod:`gnpcheck.nn.functions`),
     :func:`stages_tangent`."""
 
     @staticmethod

@@ -54,7 +54,7 @@ import torch
 
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError, UnsupportedOperationError
 from gnpcheck.nn.cache import transforming
-from gnpcheck.nn.forward_mode import apply_function
+from gnpcheck.nn.functions import apply_function
 from gnpcheck.reference import bjorck_coefficients
 
 __all__ = [
@@ -290,7 +290,7 @@ class _QRFunction(torch.autograd.Function):
 
 
 class _QRFunctionWithJvp(_QRFunction):
-    """:class:`_QRFunction` and its forward-mode rule (:mod:`gnpcheck.nn.forward_mode`)."""
+    """:class:`_QRFunction` and its forward-mode rule (:mod:`gnpcheck.nn.functions`)."""
 
     @staticmethod
     def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
@@ -467,5 +467,5 @@ def polar_orthonormalize(a: torch.Tensor) -> torch.Tensor:
     a = _check_tall(a, "a")
     if a.shape[-1] == 0:
         return a.clone()
-    factor: torch.Tensor = _PolarFactor.apply(a)[0]  # type: ignore[no-untyped-call]
+    factor: torch.Tensor = apply_function(_PolarFactor, _PolarFactor, a)[0]
     return factor

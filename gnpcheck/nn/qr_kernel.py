@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from gnpcheck.nn.forward_mode import apply_function
+from gnpcheck.nn.functions import apply_function
 from gnpcheck.nn.kernel import (
     stages_backward,
     stages_forward,
@@ -112,7 +112,7 @@ class _QRKernel(torch.autograd.Function):
 
 
 class _QRKernelWithJvp(_QRKernel):
-    """:class:`_QRKernel` and its forward-mode rule (:mod:`gnpcheck.nn.forward_mode`): the
+    """:class:`_QRKernel` and its forward-mode rule (:mod:`gnpcheck.nn.functions`): the
     tangents of the same closed forms, the QR tangents then the stages' (bilinear) one."""
 
     @staticmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin
+from gnpcheck.nn import BCOPConv1d, BCOPConv2d
 from gnpcheck.nn.bcop import _BCOPConvNd
 from gnpcheck.reference import bcop_kernel_1d, bcop_kernel_2d, to_torch_layout
 from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT, gnp_tolerance, orthogonality_tolerance
@@ -296,60 +295,3 @@ def test_generator_makes_initialization_reproducible() -> None:
     c = make_bcop(BCOPConv2d, 3, 3, 3, seed=12)
     assert torch.equal(a.weight, b.weight)
     assert not torch.equal(a.weight, c.weight)
-
-
-INDUCTOR = pytest.param(
-    "inductor",
-    marks=pytest.mark.skipif(
-        os.environ.get("GNPCHECK_RUN_INDUCTOR") != "1",
-        reason="inductor generates and compiles C++ for minutes on 2 shared cores; "
-        "set GNPCHECK_RUN_INDUCTOR=1 to run it",
-    ),
-)
-
-
-@pytest.mark.parametrize("backend", ["aot_eager", INDUCTOR])
-def test_torch_compile_matches_eager(backend: str) -> None:
-    """Dynamo traces the layer in one graph (cache bypassed while compiling; no graph break,
-    which ``fullgraph`` turns into an error) and AOT autograd its backward, the one-node QR
-    kernel build included (docs/layers.rst, "Compilation and devices")."""
-    layer = make_bcop(BCOPConv2d, 4, 4, 3)
-    compiled = torch.compile(layer, backend=backend, fullgraph=True)
-    x = layer_input(layer, SIZE)
-    y = compiled(x)
-    y.square().sum().backward()
-    grad = layer.h_tilde.grad.clone()  # type: ignore[union-attr]
-    layer.zero_grad()
-    expected = layer(x)
-    expected.square().sum().backward()
-    assert (y - expected).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
-    eager_grad = layer.h_tilde.grad
-    assert eager_grad is not None
-    assert (grad - eager_grad).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
-
-
-def test_a_compiled_network_is_one_graph_and_matches_eager() -> None:
-    """A strided BCOP layer, MaxMin, a BCOP layer whose input needs a gradient (the gathered
-    padding, whose index is a constant to Dynamo) and BjorckLinear: one graph with
-    ``fullgraph=True``, outputs and every parameter's gradient as in eager mode."""
-    torch.manual_seed(0)
-    network = nn.Sequential(
-        BCOPConv2d(2, 8, 4, stride=2, dtype=torch.float64),
-        MaxMin(),
-        BCOPConv2d(8, 8, 3, dtype=torch.float64),
-        nn.Flatten(),
-        BjorckLinear(8 * 16, 4, dtype=torch.float64),
-    )
-    x = torch.randn(3, 2, 8, 8, dtype=torch.float64)
-    compiled = torch.compile(network, backend="aot_eager", fullgraph=True)
-    y = compiled(x)
-    y.square().sum().backward()
-    grads = [p.grad.clone() for p in network.parameters() if p.grad is not None]
-    network.zero_grad()
-    expected = network(x)
-    expected.square().sum().backward()
-    assert (y - expected).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
-    eager = [p.grad for p in network.parameters() if p.grad is not None]
-    assert len(grads) == len(eager) == len(list(network.parameters()))
-    for compiled_grad, eager_grad in zip(grads, eager, strict=True):
-        assert (compiled_grad - eager_grad).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT

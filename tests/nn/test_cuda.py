@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from gnpcheck.errors import UnsupportedOperationError
-from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
+from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin
+from gnpcheck.nn.functions import DYNAMO_TRACES_FUNCTIONS
 from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT, orthogonality_tolerance
 
 from ._helpers import Setter, layer_input, make_bcop
@@ -71,3 +73,34 @@ def test_tf32_products_are_refused_on_cuda(precision: Setter) -> None:
     assert float64_build.orthogonality_defect(8) <= 1e-6
     precision("cuda", "ieee")
     assert layer.orthogonality_defect(8) <= 1e-6
+
+
+# Inductor suggests TF32 products whenever they are off, which is what the layers require.
+@pytest.mark.filterwarnings("ignore:TensorFloat32 tensor cores:UserWarning")
+def test_inductor_compiled_network_matches_eager_on_cuda() -> None:
+    """torch.compile's default backend generates GPU kernels for a float32 network of strided
+    and unstrided BCOP layers, MaxMin and BjorckLinear, in one graph (``fullgraph``, where
+    this PyTorch traces the Functions): outputs and every parameter's gradient as in eager
+    mode, within float32 rounding."""
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        BCOPConv2d(2, 8, 4, stride=2),
+        MaxMin(),
+        BCOPConv2d(8, 8, 3),
+        nn.Flatten(),
+        BjorckLinear(8 * 16, 4),
+    ).cuda()
+    x = torch.randn(3, 2, 8, 8, device="cuda", requires_grad=True)
+    compiled = torch.compile(network, fullgraph=DYNAMO_TRACES_FUNCTIONS)
+    y = compiled(x)
+    y.square().sum().backward()
+    grads = [p.grad.clone() for p in network.parameters() if p.grad is not None]
+    network.zero_grad()
+    expected = network(x)
+    expected.square().sum().backward()
+    tolerance = orthogonality_tolerance(torch.float32, expected.numel())
+    assert (y - expected).abs().max().item() <= tolerance
+    eager = [p.grad for p in network.parameters() if p.grad is not None]
+    assert len(grads) == len(eager) == len(list(network.parameters()))
+    for compiled_grad, eager_grad in zip(grads, eager, strict=True):
+        assert (compiled_grad - eager_grad).abs().max().item() <= 100 * tolerance
