@@ -110,9 +110,15 @@ def target_name(target: object) -> str:
     return f"{module}:{name}" if module else str(name)
 
 
+#: What PyTorch's errors say when code asks for a GPU it cannot have: a CPU build ("Torch not
+#: compiled with CUDA enabled"), a CUDA build without a driver ("Found no NVIDIA driver on
+#: your system"), a ROCm build without a GPU ("No HIP GPUs are available").
+_NO_GPU_WORDS = ("cuda", "nvidia", "hip gpus")
+
+
 def _explain(error: BaseException, doing: str) -> TargetError:
     text = f"{type(error).__name__}: {error}".strip()
-    if "cuda" in text.lower() and not torch.cuda.is_available():
+    if any(word in text.lower() for word in _NO_GPU_WORDS) and not torch.cuda.is_available():
         return TargetError(
             f"the target needs a CUDA device, but torch.cuda.is_available() is False "
             f"(while {doing}: {text})"
