@@ -221,7 +221,10 @@ def run_train_command(args: argparse.Namespace) -> int:
     Errors gnpcheck raises on purpose (bad settings, missing data, an uncertifiable model)
     are printed as ``gnpcheck: error: ...`` and give status 2.
     """
+    from gnpcheck.nn.precision import use_ieee_float32_arithmetic
+
     runners = {"train": _run_train, "certify": _run_certify, "spectrum": _run_spectrum}
+    use_ieee_float32_arithmetic()  # certificates on a GPU: cuDNN's default is TF32
     try:
         return runners[args.command](args)
     except GnpcheckError as error:

@@ -332,7 +332,10 @@ def run_wasserstein_command(args: argparse.Namespace) -> int:
     Errors gnpcheck raises on purpose (bad arguments, missing data or checkpoints, a critic
     it cannot measure) are printed as ``gnpcheck: error: ...`` and give status 2.
     """
+    from gnpcheck.nn.precision import use_ieee_float32_arithmetic
+
     runners = {"generator": _run_generator, "estimate": _run_estimate, "table": _run_table}
+    use_ieee_float32_arithmetic()  # measured bounds on a GPU: cuDNN's default is TF32
     try:
         return runners[args.wasserstein_command](args)
     except GnpcheckError as error:

@@ -1,7 +1,7 @@
 """Tests of gnpcheck itself use the Hypothesis profile named by GNPCHECK_HYPOTHESIS_PROFILE,
 and IEEE float32 convolutions on CUDA."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -22,3 +22,27 @@ def ieee_convolutions() -> Iterator[None]:
     cudnn.allow_tf32 = False
     yield
     cudnn.allow_tf32 = saved
+
+
+#: The ``torch.backends`` groups whose ``fp32_precision`` the ``float32_settings`` fixture sets.
+FLOAT32_SETTINGS = ("cuda.matmul", "cudnn.conv", "mkldnn.matmul", "mkldnn.conv")
+
+
+def _setting(name: str) -> object:
+    backend, operation = name.split(".")
+    return getattr(getattr(torch.backends, backend), operation)
+
+
+@pytest.fixture
+def float32_settings() -> Iterator[Callable[[str, str], None]]:
+    """``set(name, value)`` for ``torch.backends.<name>.fp32_precision``, ``name`` one of
+    :data:`FLOAT32_SETTINGS`; afterwards each of them holds its value from before the test
+    again (the same state, so PyTorch's legacy getters read as they did)."""
+    saved = {name: _setting(name).fp32_precision for name in FLOAT32_SETTINGS}  # type: ignore[attr-defined]
+
+    def set_precision(name: str, value: str) -> None:
+        _setting(name).fp32_precision = value  # type: ignore[attr-defined]
+
+    yield set_precision
+    for name, value in saved.items():
+        set_precision(name, value)

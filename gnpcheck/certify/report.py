@@ -27,6 +27,7 @@ from gnpcheck.certify.attack import pgd_l2
 from gnpcheck.certify.lipschitz import ModelBound
 from gnpcheck.certify.margin import certified, logit_margin
 from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.nn.precision import require_ieee_float32_arithmetic
 
 __all__ = ["RobustnessReport", "evaluate_robustness"]
 
@@ -111,6 +112,8 @@ def evaluate_robustness(
     Raises:
         InvalidArgumentError: no examples, mismatched labels, ``epsilon < 0``,
             ``batch_size < 1``.
+        UnsupportedOperationError: a float32 model whose device PyTorch's settings run in
+            reduced precision (docs/layers.rst, Note [float32 products]).
     """
     if images.shape[0] == 0 or labels.shape != (images.shape[0],):
         raise InvalidArgumentError(
@@ -123,7 +126,9 @@ def evaluate_robustness(
             "batch_size >= 1"
         )
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
-    device = next(frozen.parameters()).device
+    parameter = next(frozen.parameters())
+    device = parameter.device
+    require_ieee_float32_arithmetic(parameter.dtype, device, "a certificate")
     generator = torch.Generator().manual_seed(seed)
     counts = torch.zeros(4, dtype=torch.long)
     for start in range(0, images.shape[0], batch_size):

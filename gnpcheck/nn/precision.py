@@ -10,6 +10,14 @@ rounding emulated on the CPU: 7e-3 to 1.3e-2 for BCOP at 16 to 64 channels; bflo
 coarser still) instead of the :math:`10^{-6}` a float32 layer promises, and nothing in its
 outputs would show it. The layers refuse to build one: the error names the
 setting and the ways out.
+
+Certificates need more: the logits they compare with a margin, and the measured bounds they
+multiply, come from convolutions as well as matrix products, and cuDNN runs float32
+convolutions in TF32 by default (``torch.backends.cudnn.conv.fp32_precision == "tf32"``),
+which moves logits by about :math:`10^{-3}` relative. The certifying functions refuse
+reduced-precision float32 products or convolutions on the model's device
+(:func:`require_ieee_float32_arithmetic`); gnpcheck's command line asks for IEEE float32 for
+its whole process (:func:`use_ieee_float32_arithmetic`).
 """
 
 from __future__ import annotations
@@ -18,10 +26,17 @@ import torch
 
 from gnpcheck.errors import UnsupportedOperationError
 
-__all__ = ["float32_products_precision", "require_ieee_float32_products"]
+__all__ = [
+    "float32_products_precision",
+    "require_ieee_float32_arithmetic",
+    "require_ieee_float32_products",
+    "use_ieee_float32_arithmetic",
+]
 
 #: The ``torch.backends`` module whose ``matmul.fp32_precision`` governs each device type.
 _BACKENDS = {"cuda": "cuda", "cpu": "mkldnn"}
+#: The ``torch.backends`` module whose ``conv.fp32_precision`` governs each device type.
+_CONVOLUTION_BACKENDS = {"cuda": "cudnn", "cpu": "mkldnn"}
 _IEEE = ("none", "ieee")  # "none": no reduced precision asked at any level
 
 
@@ -58,3 +73,49 @@ def require_ieee_float32_products(
         "orthogonal only to about 1e-2 instead of 1e-6): set it to 'ieee', e.g. by "
         f"torch.set_float32_matmul_precision('highest'), or {way_out}"
     )
+
+
+def _reduced_settings(device_type: str) -> list[str]:
+    """``"name=value"`` of each setting that runs float32 products or convolutions on
+    ``device_type`` in reduced precision (PyTorch resolves inherited values in the getters)."""
+    settings = []
+    for backends, operation in ((_BACKENDS, "matmul"), (_CONVOLUTION_BACKENDS, "conv")):
+        backend = backends.get(device_type)
+        if backend is None:
+            continue
+        value = str(getattr(getattr(torch.backends, backend), operation).fp32_precision)
+        if value not in _IEEE:
+            settings.append(f"torch.backends.{backend}.{operation}.fp32_precision={value!r}")
+    return settings
+
+
+def require_ieee_float32_arithmetic(
+    dtype: torch.dtype, device: torch.device, computed: str
+) -> None:
+    """Refuse to compute ``computed`` (what the error calls it) from ``dtype`` products and
+    convolutions on ``device`` when they are float32 ones that PyTorch's settings run in
+    reduced precision.
+
+    Raises:
+        UnsupportedOperationError: naming each such setting, its value and the way out.
+    """
+    if dtype != torch.float32:
+        return
+    settings = _reduced_settings(device.type)
+    if not settings:
+        return
+    raise UnsupportedOperationError(
+        f"{', '.join(settings)}, but {computed} needs IEEE float32 products and convolutions "
+        "(reduced precision moves float32 outputs by about 1e-3 relative, enough to certify "
+        "a margin that is not there): set each to 'ieee', e.g. by "
+        "gnpcheck.nn.precision.use_ieee_float32_arithmetic(), or evaluate in float64"
+    )
+
+
+def use_ieee_float32_arithmetic() -> None:
+    """Ask PyTorch for IEEE float32 matrix products (every backend) and cuDNN convolutions,
+    for the rest of the process: ``torch.set_float32_matmul_precision("highest")`` and
+    ``torch.backends.cudnn.allow_tf32 = False`` (PyTorch's legacy settings, which keep both
+    of its APIs readable). oneDNN convolutions are IEEE unless a program asked otherwise."""
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False

@@ -161,6 +161,11 @@ def evaluate(
 
     Certificates use the larger of the claimed and measured bounds. The model's mode is
     restored.
+
+    Raises:
+        UnsupportedOperationError: from :func:`model_lipschitz`, a float32 model whose device
+            PyTorch's settings run in reduced precision (docs/layers.rst, Note [float32
+            products]).
     """
     bound = model_lipschitz(model, tuple(images.shape[1:]))
     training = model.training

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import pytest
 import torch
 from torch import nn
 
+from gnpcheck.certify.lipschitz import model_lipschitz
 from gnpcheck.errors import UnsupportedOperationError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin
 from gnpcheck.nn.functions import DYNAMO_TRACES_FUNCTIONS
@@ -104,3 +108,22 @@ def test_inductor_compiled_network_matches_eager_on_cuda() -> None:
     assert len(grads) == len(eager) == len(list(network.parameters()))
     for compiled_grad, eager_grad in zip(grads, eager, strict=True):
         assert (compiled_grad - eager_grad).abs().max().item() <= 100 * tolerance
+
+
+def test_certificates_on_cuda_need_ieee_convolutions(
+    float32_settings: Callable[[str, str], None],
+) -> None:
+    """cuDNN's default TF32 convolutions are refused for a measured bound; with IEEE float32
+    the bound is measured and the logits agree with a float64 copy to float32 rounding."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        BCOPConv2d(1, 4, 3), MaxMin(), nn.Flatten(), BjorckLinear(4 * 64, 10)
+    ).cuda()
+    float32_settings("cudnn.conv", "tf32")
+    with pytest.raises(UnsupportedOperationError, match=r"cudnn\.conv\.fp32_precision='tf32'"):
+        model_lipschitz(model, (1, 8, 8))
+    float32_settings("cudnn.conv", "ieee")
+    assert model_lipschitz(model, (1, 8, 8)).certified_with == pytest.approx(1.0, abs=1e-4)
+    x = torch.rand(64, 1, 8, 8, device="cuda")
+    exact = copy.deepcopy(model).double()(x.double())
+    assert (model(x).double() - exact).abs().max().item() <= 1e-5 * exact.abs().max().item()

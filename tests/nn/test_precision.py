@@ -9,13 +9,20 @@ less than IEEE float32, so it refuses either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
 from gnpcheck.errors import UnsupportedOperationError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
 from gnpcheck.nn.functions import DYNAMO_TRACES_FUNCTIONS
-from gnpcheck.nn.precision import float32_products_precision, require_ieee_float32_products
+from gnpcheck.nn.precision import (
+    float32_products_precision,
+    require_ieee_float32_arithmetic,
+    require_ieee_float32_products,
+    use_ieee_float32_arithmetic,
+)
 
 from ._helpers import Setter, layer_input, make_bcop
 
@@ -119,3 +126,39 @@ def test_compiled_layer_traces_the_check_in_one_graph() -> None:
     x = layer_input(layer, SIZE)
     compiled = torch.compile(layer, backend="eager", fullgraph=DYNAMO_TRACES_FUNCTIONS)
     torch.testing.assert_close(compiled(x), layer(x))
+
+
+Settings = Callable[[str, str], None]
+
+
+def test_certificates_need_ieee_products_and_convolutions(float32_settings: Settings) -> None:
+    """Each reduced-precision setting of the device's backends is named; float64 and other
+    devices' settings are not checked."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    require_ieee_float32_arithmetic(torch.float32, cuda, "a certificate")
+    float32_settings("cudnn.conv", "tf32")  # cuDNN's own default, which the tests turn off
+    with pytest.raises(UnsupportedOperationError) as error:
+        require_ieee_float32_arithmetic(torch.float32, cuda, "a certificate")
+    message = str(error.value)
+    assert "torch.backends.cudnn.conv.fp32_precision='tf32'" in message
+    assert "matmul" not in message.split(", but")[0]
+    assert "use_ieee_float32_arithmetic()" in message
+    require_ieee_float32_arithmetic(torch.float64, cuda, "a certificate")
+    require_ieee_float32_arithmetic(torch.float32, cpu, "a certificate")
+    float32_settings("cuda.matmul", "tf32")
+    with pytest.raises(UnsupportedOperationError, match=r"cuda\.matmul.*cudnn\.conv"):
+        require_ieee_float32_arithmetic(torch.float32, cuda, "a certificate")
+    float32_settings("mkldnn.conv", "bf16")
+    with pytest.raises(UnsupportedOperationError, match=r"mkldnn\.conv\.fp32_precision='bf16'"):
+        require_ieee_float32_arithmetic(torch.float32, cpu, "a certificate")
+
+
+def test_use_ieee_float32_arithmetic_clears_cuda_reduced_precision(
+    float32_settings: Settings,
+) -> None:
+    float32_settings("cudnn.conv", "tf32")
+    float32_settings("cuda.matmul", "tf32")
+    use_ieee_float32_arithmetic()
+    require_ieee_float32_arithmetic(torch.float32, torch.device("cuda"), "a certificate")
+    assert torch.get_float32_matmul_precision() == "highest"  # PyTorch's getters still read
+    assert torch.backends.cudnn.allow_tf32 is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,10 @@ import torch
 
 from gnpcheck.certify.lipschitz import ModelBound, model_lipschitz
 from gnpcheck.certify.report import evaluate_robustness
-from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.errors import InvalidArgumentError, UnsupportedOperationError
 from gnpcheck.train.config import TrainConfig
 from gnpcheck.train.dataset import mnist_tensors
-from gnpcheck.train.loop import train
+from gnpcheck.train.loop import evaluate, train
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,20 @@ def test_bad_arguments(trained: torch.nn.Module) -> None:
         evaluate_robustness(
             trained, torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long), -1.0, bound
         )
+
+
+def test_certificates_refuse_reduced_precision_arithmetic(
+    trained: torch.nn.Module, tiny_mnist: Path, float32_settings: Callable[[str, str], None]
+) -> None:
+    """A float32 model's measured bound, certificate and training-time certified count are
+    refused while its device runs float32 convolutions in reduced precision (on a GPU,
+    cuDNN's TF32 default; here oneDNN's setting, which the check reads the same way)."""
+    images, labels = mnist_tensors("test", tiny_mnist)
+    bound = model_lipschitz(trained, (1, 28, 28))
+    float32_settings("mkldnn.conv", "bf16")
+    with pytest.raises(UnsupportedOperationError, match=r"a measured Lipschitz bound"):
+        model_lipschitz(trained, (1, 28, 28))
+    with pytest.raises(UnsupportedOperationError, match=r"mkldnn\.conv\.fp32_precision='bf16'"):
+        evaluate_robustness(trained, images[:4], labels[:4], 1.0, bound)
+    with pytest.raises(UnsupportedOperationError, match=r"a measured Lipschitz bound"):
+        evaluate(trained, images[:4], labels[:4], 1.0)  # through its model_lipschitz
