@@ -55,6 +55,7 @@ from gnpcheck.certify.margin import (
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.models import LayerOptions, build_model
 from gnpcheck.nn.baselines import SVCMConv2d
+from gnpcheck.nn.precision import require_ieee_float32_arithmetic
 from gnpcheck.threads import limited_threads
 from gnpcheck.train.checkpoint import load_checkpoint, new_run_directory, save_checkpoint
 from gnpcheck.train.config import BUDGET_FIELDS, TrainConfig, config_from_dict
@@ -422,6 +423,14 @@ def _execute(run: _Run, context: DistributedContext) -> TrainResult:
     return TrainResult(run.evaluated, run.history, run.checkpoint_path, stopped, difference)
 
 
+def _require_exact_certificates(context: DistributedContext) -> None:
+    """Refuse a run whose per-epoch certified count would come from reduced-precision float32
+    arithmetic (:func:`evaluate` would refuse it after the first epoch's training)."""
+    require_ieee_float32_arithmetic(
+        torch.get_default_dtype(), context.device, "the training loop's certified count"
+    )
+
+
 def train(
     config: TrainConfig, out_dir: str | Path, context: DistributedContext | None = None
 ) -> TrainResult:
@@ -430,8 +439,12 @@ def train(
     Raises:
         InvalidArgumentError: ``out_dir`` already holds a checkpoint (use :func:`resume`).
         gnpcheck.data.DataFileError: MNIST is missing or corrupt.
+        UnsupportedOperationError: the device runs float32 products or convolutions in
+            reduced precision (the per-epoch certificates could not be trusted), before
+            anything is written.
     """
     context = context or single_process(config.device)
+    _require_exact_certificates(context)
     directory = new_run_directory(out_dir, CHECKPOINT_NAME)
     return _execute(_Run(config, directory, context), context)
 
@@ -470,6 +483,7 @@ def resume(
         gnpcheck.data.DataFileError: no readable checkpoint in ``out_dir``.
         InvalidArgumentError: a checkpoint of another format, or an override outside the
             budget fields.
+        UnsupportedOperationError: as :func:`train`.
     """
     directory = Path(out_dir)
     state = _training_state(directory / CHECKPOINT_NAME)
@@ -486,6 +500,7 @@ def resume(
             f"{started_with} epochs it started with"
         )
     context = context or single_process(config.device)
+    _require_exact_certificates(context)
     run = _Run(config, directory, context)
     run.load(state)
     _say(

@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.errors import InvalidArgumentError, UnsupportedOperationError
 from gnpcheck.train.checkpoint import load_checkpoint
 from gnpcheck.train.config import LOSSES, TrainConfig
 from gnpcheck.train.dataset import mnist_tensors
@@ -176,6 +177,21 @@ def test_resume_refuses_to_change_what_is_learned(tiny_config: TrainConfig, tmp_
         resume(tmp_path, {"lr": 0.5})
     with pytest.raises(InvalidArgumentError, match=r"already holds last\.pt"):
         train(tiny_config, tmp_path)
+
+
+def test_reduced_precision_is_refused_before_anything_is_written(
+    tiny_config: TrainConfig, tmp_path: Path, float32_settings: Callable[[str, str], None]
+) -> None:
+    """The per-epoch certified count needs IEEE float32 arithmetic: train and resume refuse
+    a device that runs float32 convolutions in reduced precision at once, not after an
+    epoch of training, and train writes nothing."""
+    train(dataclasses.replace(tiny_config, epochs=1), tmp_path / "done")
+    float32_settings("mkldnn.conv", "bf16")
+    with pytest.raises(UnsupportedOperationError, match=r"the training loop's certified count"):
+        train(tiny_config, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(UnsupportedOperationError, match=r"mkldnn\.conv"):
+        resume(tmp_path / "done", {"epochs": 2})
 
 
 def test_the_average_is_what_is_evaluated_and_loaded(
