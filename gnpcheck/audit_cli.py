@@ -150,7 +150,9 @@ def _run_zoo(args: argparse.Namespace) -> int:
 def run_audit_command(args: argparse.Namespace) -> int:
     """Run ``gnpcheck audit`` with parsed ``args``; returns the exit status."""
     from gnpcheck.audit import audit
+    from gnpcheck.nn.precision import use_ieee_float32_arithmetic
 
+    use_ieee_float32_arithmetic()  # float32 audits on a GPU: cuDNN's default is TF32
     if args.target is None:
         return _run_zoo(args)
     if not args.input_shape:

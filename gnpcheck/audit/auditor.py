@@ -53,6 +53,7 @@ from gnpcheck.audit.target import (
     target_name,
 )
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
+from gnpcheck.nn.precision import require_ieee_float32_arithmetic
 from gnpcheck.threads import limited_threads
 
 __all__ = ["audit", "second_shape"]
@@ -169,6 +170,10 @@ def audit(
     Raises:
         InvalidArgumentError, InvalidTypeError: bad arguments (a malformed spec or shape, an
             unknown claim, a CUDA device on a machine without one).
+        UnsupportedOperationError: a float32 audit on a device whose settings run float32
+            products or convolutions in reduced precision (cuDNN's TF32 default on a GPU):
+            its outputs would be off by about 5e-4, and the verdicts with them
+            (docs/layers.rst, Note [float32 products]).
     """
     shape = as_input_shape(input_shape)
     _validate(seed, lipschitz_constant, threads)
@@ -206,6 +211,7 @@ def audit(
                 seconds=time.perf_counter() - start,
                 versions=versions,
             )
+        require_ieee_float32_arithmetic(built.dtype, built.device, "a float32 audit's verdicts")
         before = snapshot(built.original)
         chosen = requested or default_claims(built.pristine)
         results, notes, structure, error, constant = _run(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 import torch
 from torch import nn
 
 from gnpcheck.audit import audit
-from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
+from gnpcheck.errors import InvalidArgumentError, InvalidTypeError, UnsupportedOperationError
 
 from ._targets import (
     DropsBatch,
@@ -143,3 +144,16 @@ def test_bad_arguments_are_usage_errors(
     arguments.update(kwargs)
     with pytest.raises(error, match=message.replace("(", "\\(").replace(")", "\\)")):
         audit(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_float32_audit_refuses_reduced_precision_arithmetic(
+    float32_settings: Callable[[str, str], None],
+) -> None:
+    """Reduced-precision float32 convolutions on the audit's device (cuDNN's TF32 default on a
+    GPU; here oneDNN's setting, read the same way) would move the outputs the verdicts are
+    judged on: a float32 audit refuses, a float64 one is unaffected."""
+    float32_settings("mkldnn.conv", "bf16")
+    with pytest.raises(UnsupportedOperationError, match=r"mkldnn\.conv.*float32 audit"):
+        audit(orthogonal_conv(), (4, 6, 6), claims="lipschitz", dtype=torch.float32)
+    report = audit(orthogonal_conv(), (4, 6, 6), claims="lipschitz")
+    assert report.target_error is None
