@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gnpcheck.devices import usable_device
+from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn import BCOPConv2d
 from gnpcheck.nn._arguments import padding_widths
 from gnpcheck.nn.circular import unshuffle_circular_pad
@@ -263,11 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
-        device = torch.device(args.device)
-    except RuntimeError as error:
-        parser.error(f"--device={args.device!r}, but it must name a torch device ({error})")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device={args.device!r}, but no CUDA device is available")
+        device = usable_device(args.device, "--device")
+    except InvalidArgumentError as error:
+        parser.error(str(error))
     if args.batch is not None and args.batch < 1:
         parser.error(f"--batch={args.batch}, but it must be at least 1")
     if args.threads is not None:

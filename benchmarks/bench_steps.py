@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from gnpcheck.devices import usable_device
+from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn import BCOPConv2d
 from gnpcheck.nn._arguments import padding_widths
 
@@ -164,11 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 4,8,8,3, 5 repeats")
     args = parser.parse_args(argv)
     try:
-        device = torch.device(args.device)
-    except RuntimeError as error:
-        parser.error(f"--device={args.device!r}, but it must name a torch device ({error})")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device={args.device!r}, but no CUDA device is available")
+        device = usable_device(args.device, "--device")
+    except InvalidArgumentError as error:
+        parser.error(str(error))
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats}, but it must be at least 1")
     shape, repeats = ((4, 8, 8, 3), 5) if args.quick else (args.shape, args.repeats)

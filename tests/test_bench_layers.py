@@ -48,7 +48,7 @@ def test_quick_run_prints_every_section_at_the_given_batch(
     + (
         []
         if torch.cuda.is_available()
-        else [(["--device", "cuda"], "--device='cuda', but no CUDA device is available")]
+        else [(["--device", "cuda"], "--device='cuda', but torch.cuda.is_available() is False")]
     ),
 )
 def test_bad_arguments_are_refused(

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_steps.py"
 
@@ -42,7 +43,12 @@ def test_quick_run_prints_the_breakdown_and_the_profile(
         (["--shape", "1,2,3"], "four positive integers"),
         (["--shape", "4,0,8,3"], "four positive integers"),
         (["--repeats", "0"], "at least 1"),
-        (["--device", "nonsense"], "must name a torch device"),
+        (["--device", "nonsense"], "--device='nonsense', but it must name a torch device"),
+        *(
+            []
+            if torch.cuda.is_available()
+            else [(["--device", "cuda"], "--device='cuda', but torch.cuda.is_available() is False")]
+        ),
     ],
 )
 def test_bad_arguments_are_refused(

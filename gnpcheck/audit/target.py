@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from gnpcheck.audit.sampler import Sampler
+from gnpcheck.devices import usable_device
 from gnpcheck.errors import GnpcheckError, InvalidArgumentError, InvalidTypeError
 
 __all__ = [
@@ -214,11 +215,7 @@ class Target:
                 f"target={resolved!r}, but it must be an nn.Module, a zero-argument factory "
                 "returning one, or a 'module:factory' string"
             )
-        where = torch.device(device) if device is not None else _device_of(module)
-        if where.type == "cuda" and not torch.cuda.is_available():
-            raise InvalidArgumentError(
-                f"device={str(where)!r}, but torch.cuda.is_available() is False on this machine"
-            )
+        where = usable_device(device if device is not None else _device_of(module))
         try:
             pristine = copy.deepcopy(module)
         except Exception as error:
