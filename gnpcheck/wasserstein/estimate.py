@@ -156,6 +156,9 @@ def estimate(
             split; a critic without parameters or whose output is not ``(N, 1)``.
         gnpcheck.certify.lipschitz.UncertifiableModelError: a critic whose Lipschitz bound
             gnpcheck cannot measure (raised before training).
+        UnsupportedOperationError: a float32 critic on a device whose settings run float32
+            products or convolutions in reduced precision, such as cuDNN's TF32 default on a
+            GPU (raised before training; docs/training.rst, "IEEE float32 arithmetic").
     """
     started = time.perf_counter()
     steps = integer(steps, "steps", 1)
