@@ -2,6 +2,8 @@
 
 Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--steps S]
        [--threads T] [--skip-accuracy] [--device D] [--batch B]
+       python benchmarks/bench_layers.py --breakdown [--shape B,C,N,K] [--compile MODE ...]
+       [--repeats R] [--device D] [--quick]
 
 1. float32 accuracy: max |sigma - 1| of BCOPConv2d's float32 kernel (its float64 copy,
    the reference's exact circulant spectrum on a 16 x 16 input), fresh and after S Adam steps
@@ -24,6 +26,17 @@ Ratios are measured in this one process, with PyTorch's default thread count unl
 --threads is given. --quick is a smoke run of a few seconds. --device runs everything on
 another device (each timed call ends with a synchronization there); --batch replaces the
 timing shapes' batch: the GPU table is `--device cuda --batch 256`.
+
+--breakdown prints, instead, where one shape's time goes (default 256,64,8,3; the GPU
+analysis of docs/layers.rst, "On a GPU"):
+5. Evaluation forward: nn.Conv2d, BCOP, the cache's check alone (``_kernel()``), the same
+   padding and conv2d on the cached kernel, the check's two ``torch.equal``; medians of R
+   rounds (round robin).
+6. torch.profiler of five BCOP training steps: operations by self time on the device, then
+   by total CPU time.
+7. With --compile MODE ...: training steps of nn.Conv2d and BCOP, eager and compiled with
+   each mode (``default``, ``reduce-overhead``, ...), medians of R rounds; the first
+   (compiling) step's time beside them.
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 from gnpcheck.devices import usable_device
 from gnpcheck.errors import InvalidArgumentError
@@ -118,29 +132,31 @@ def bjorck_tradeoff(layers: list[BCOPConv2d]) -> None:
         print(label + " ".join(f"{d:>9.2e}" for d in defects), flush=True)
 
 
+def _wait(device: torch.device) -> None:
+    """Wait for ``device`` to finish its queued work (CUDA runs asynchronously; the CPU needs
+    no wait)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _alternate(
     functions: list[Callable[[], object]], repeats: int, device: torch.device
 ) -> list[list[float]]:
     """Times (s) of each function over ``repeats`` rounds after a warm-up round; each round
     calls every function once, starting with a different one (round robin), so no function
     always runs first after the others. A call's time includes waiting for ``device`` to
-    finish its work (CUDA runs asynchronously; the CPU needs no wait)."""
-
-    def wait() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
+    finish its work (:func:`_wait`)."""
     for function in functions:
         function()
         function()
-    wait()
+    _wait(device)
     times: list[list[float]] = [[] for _ in functions]
     for round_index in range(repeats):
         for offset in range(len(functions)):
             index = (round_index + offset) % len(functions)
             start = time.perf_counter()
             functions[index]()
-            wait()
+            _wait(device)
             times[index].append(time.perf_counter() - start)
     return times
 
@@ -156,13 +172,20 @@ def _paired_ratio(times: list[float], reference: list[float]) -> float:
     return statistics.median(t / r for t, r in zip(times, reference, strict=True))
 
 
-def _training_step(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+def _training_step(
+    module: nn.Module,
+    x: torch.Tensor,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Callable[[], object]:
+    """Adam on ``module``'s parameters; the forward through ``forward`` (``module``
+    compiled) when given."""
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    run = forward if forward is not None else module
 
     def step() -> None:
         optimizer.zero_grad()
         x.grad = None
-        module(x).square().mean().backward()
+        run(x).square().mean().backward()
         optimizer.step()
 
     return step
@@ -177,6 +200,12 @@ def _evaluation(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
             return output
 
     return forward
+
+
+def _circular_conv(channels: int, k: int, device: torch.device) -> nn.Conv2d:
+    """The reference layer: ``nn.Conv2d`` with circular padding, same shape as BCOP's."""
+    conv = nn.Conv2d(channels, channels, k, padding=(k - 1) // 2, padding_mode="circular")
+    return conv.to(device)
 
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -207,8 +236,7 @@ def timing(shapes: list[tuple[int, int, int, int]], repeats: int, device: torch.
     )
     for batch, channels, size, k in shapes:
         x = torch.randn(batch, channels, size, size, device=device)
-        conv = nn.Conv2d(channels, channels, k, padding=(k - 1) // 2, padding_mode="circular")
-        conv = conv.to(device)
+        conv = _circular_conv(channels, k, device)
         same_padding = SamePaddingConv2d(channels, channels, k).to(device)
         layers = [
             BCOPConv2d(channels, channels, k, device=device, **options)
@@ -228,6 +256,86 @@ def timing(shapes: list[tuple[int, int, int, int]], repeats: int, device: torch.
         print(f"{label:>15} {'eval':>7} {_median_ms(forward[0]):>8.2f} "
               f"{_median_ms(forward[1]):>8.2f} ({_paired_ratio(forward[1], forward[0]):>5.3f})",
               flush=True)  # fmt: skip
+
+
+def evaluation_breakdown(
+    shape: tuple[int, int, int, int], repeats: int, device: torch.device
+) -> None:
+    batch, channels, size, k = shape
+    print(f"## 5. evaluation forward at {shape}, ms (median of {repeats}, round robin)")
+    x = torch.randn(batch, channels, size, size, device=device)
+    conv = _circular_conv(channels, k, device).eval()
+    bcop = BCOPConv2d(channels, channels, k, device=device).eval()
+    with torch.no_grad():
+        kernel = bcop._kernel()
+        parameters = (bcop.h_tilde, bcop.r_tilde)
+        snapshot = [p.detach().clone() for p in parameters]
+        widths = padding_widths(k, 2)
+        rows: dict[str, Callable[[], object]] = {
+            "nn.Conv2d": lambda: conv(x),
+            "BCOPConv2d": lambda: bcop(x),
+            "the cache's check (_kernel)": bcop._kernel,
+            "pad + conv2d, cached kernel": lambda: F.conv2d(
+                F.pad(x, widths, mode="circular"), kernel, bcop.bias
+            ),
+            "two torch.equal": lambda: [
+                torch.equal(p, c) for p, c in zip(parameters, snapshot, strict=True)
+            ],
+        }
+        times = _alternate(list(rows.values()), repeats, device)
+    for label, row_times in zip(rows, times, strict=True):
+        print(f"{label:>30} {_median_ms(row_times):8.3f}", flush=True)
+
+
+def profiled_steps(shape: tuple[int, int, int, int], device: torch.device) -> None:
+    batch, channels, size, k = shape
+    print(f"\n## 6. torch.profiler, five BCOP training steps at {shape}")
+    x = torch.randn(batch, channels, size, size, device=device)
+    step = _training_step(BCOPConv2d(channels, channels, k, device=device), x)
+    for _ in range(3):
+        step()
+    _wait(device)
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as profiler:
+        for _ in range(5):
+            step()
+        _wait(device)
+    averages = profiler.key_averages()
+    order = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(averages.table(sort_by=order, row_limit=20, max_name_column_width=45))
+    print(averages.table(sort_by="cpu_time_total", row_limit=12, max_name_column_width=45))
+
+
+def compiled_steps(
+    shape: tuple[int, int, int, int], modes: list[str], repeats: int, device: torch.device
+) -> None:
+    batch, channels, size, k = shape
+    print(f"\n## 7. training steps at {shape}, ms (median of {repeats}; compiling aside)")
+    x = torch.randn(batch, channels, size, size, device=device)
+    for mode in ["eager", *modes]:
+        layers = (
+            _circular_conv(channels, k, device),
+            BCOPConv2d(channels, channels, k, device=device),
+        )
+        for name, module in zip(("nn.Conv2d", "BCOPConv2d"), layers, strict=True):
+            forward = None if mode == "eager" else torch.compile(module, mode=mode)
+            step = _training_step(module, x, forward)
+            start = time.perf_counter()
+            step()
+            first = time.perf_counter() - start
+            (times,) = _alternate([step], repeats, device)
+            print(f"{mode:>16} {name:>11} {_median_ms(times):8.3f}   (first step {first:6.1f} s)",
+                  flush=True)  # fmt: skip
+
+
+def _shape(text: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}, but it must be four positive integers B,C,N,K")
+    batch, channels, size, k = (int(p) for p in parts)
+    return batch, channels, size, k
 
 
 def settings_line(device_type: str) -> str:
@@ -263,6 +371,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--batch", type=int, default=None, help="batch of every timing shape (default: theirs)"
     )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="where one shape's time goes (sections 5-7)"
+    )
+    parser.add_argument(
+        "--shape", type=_shape, default=(256, 64, 8, 3), help="B,C,N,K of --breakdown"
+    )
+    parser.add_argument(
+        "--compile", nargs="*", default=[], metavar="MODE", help="torch.compile modes to time"
+    )
     args = parser.parse_args(argv)
     try:
         device = usable_device(args.device, "--device")
@@ -278,6 +395,15 @@ def main(argv: list[str] | None = None) -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device} ({name}); "
         f"float32 {settings_line(device.type)}\n"
     )
+    if args.repeats < 1:
+        parser.error(f"--repeats={args.repeats}, but it must be at least 1")
+    if args.breakdown:
+        shape, repeats = ((4, 8, 8, 3), 5) if args.quick else (args.shape, args.repeats)
+        evaluation_breakdown(shape, repeats, device)
+        profiled_steps(shape, device)
+        if args.compile:
+            compiled_steps(shape, args.compile, repeats, device)
+        return
     shapes = [(16, 32, 8, 3)] if args.quick else SHAPES
     if args.batch is not None:
         shapes = [(args.batch, *shape[1:]) for shape in shapes]

@@ -1,5 +1,6 @@
-"""``benchmarks/bench_layers.py`` runs: its smoke run prints every section, on the device and
-at the batch it is given, and it refuses a device or batch it cannot use."""
+"""``benchmarks/bench_layers.py`` runs: its smoke runs print every section, on the device and
+at the batch it is given (the breakdown: without compiling unless asked), and it refuses a
+device, batch, shape or repeat count it cannot use."""
 
 from __future__ import annotations
 
@@ -39,11 +40,29 @@ def test_quick_run_prints_every_section_at_the_given_batch(
     assert float(accuracy[2]) <= 1e-6  # fresh float32 defect at C = 32, k = 3
 
 
+def test_quick_breakdown_prints_the_evaluation_rows_and_the_profile(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench.main(["--breakdown", "--quick"])
+    out = capsys.readouterr().out
+    assert "## 5. evaluation forward at (4, 8, 8, 3)" in out
+    for label in ("nn.Conv2d", "BCOPConv2d", "the cache's check (_kernel)", "two torch.equal"):
+        row = next(line for line in out.splitlines() if line.strip().startswith(label))
+        assert float(row.split()[-1]) > 0
+    assert "## 6. torch.profiler" in out
+    assert "_QRKernelWithJvpBackward" in out  # the kernel build's one autograd node
+    assert "## 1." not in out
+    assert "## 7." not in out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--device", "nowhere"], "--device='nowhere', but it must name a torch device"),
         (["--batch", "0"], "--batch=0, but it must be at least 1"),
+        (["--repeats", "0"], "--repeats=0, but it must be at least 1"),
+        (["--breakdown", "--shape", "1,2,3"], "four positive integers"),
+        (["--breakdown", "--shape", "4,0,8,3"], "four positive integers"),
     ]
     + (
         []
