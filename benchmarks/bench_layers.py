@@ -59,6 +59,7 @@ from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn import BCOPConv2d
 from gnpcheck.nn._arguments import padding_widths
 from gnpcheck.nn.circular import unshuffle_circular_pad
+from gnpcheck.nn.precision import float32_settings
 from gnpcheck.reference import circulant_spectrum, from_torch_layout
 
 GRID = (16, 16)
@@ -338,17 +339,6 @@ def _shape(text: str) -> tuple[int, int, int, int]:
     return batch, channels, size, k
 
 
-def settings_line(device_type: str) -> str:
-    """The ``fp32_precision`` of float32 matrix products and convolutions on the device type
-    (the layers need IEEE products; reduced-precision convolutions speed up both layers)."""
-    backends = {"cuda": ("cuda", "cudnn"), "cpu": ("mkldnn", "mkldnn")}.get(device_type)
-    if backends is None:
-        return "precision: no settings"
-    matmul = getattr(torch.backends, backends[0]).matmul.fp32_precision
-    conv = getattr(torch.backends, backends[1]).conv.fp32_precision
-    return f"matmul {matmul}, conv {conv}"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
@@ -393,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device} ({name}); "
-        f"float32 {settings_line(device.type)}\n"
+        f"{float32_settings(device.type)}\n"
     )
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats}, but it must be at least 1")

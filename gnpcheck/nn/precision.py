@@ -28,16 +28,32 @@ from gnpcheck.errors import UnsupportedOperationError
 
 __all__ = [
     "float32_products_precision",
+    "float32_settings",
     "require_ieee_float32_arithmetic",
     "require_ieee_float32_products",
     "use_ieee_float32_arithmetic",
 ]
 
-#: The ``torch.backends`` module whose ``matmul.fp32_precision`` governs each device type.
-_BACKENDS = {"cuda": "cuda", "cpu": "mkldnn"}
-#: The ``torch.backends`` module whose ``conv.fp32_precision`` governs each device type.
-_CONVOLUTION_BACKENDS = {"cuda": "cudnn", "cpu": "mkldnn"}
+#: The ``torch.backends`` groups whose ``fp32_precision`` governs float32 matrix products
+#: (first) and convolutions on each device type.
+_GROUPS = {
+    "cuda": (("cuda", "matmul"), ("cudnn", "conv")),
+    "cpu": (("mkldnn", "matmul"), ("mkldnn", "conv")),
+}
 _IEEE = ("none", "ieee")  # "none": no reduced precision asked at any level
+
+
+def _setting(backend: str, operation: str) -> tuple[str, str]:
+    """The name of ``torch.backends.<backend>.<operation>.fp32_precision`` and its value
+    (PyTorch resolves inherited values in the getter)."""
+    value = getattr(getattr(torch.backends, backend), operation).fp32_precision
+    return f"torch.backends.{backend}.{operation}.fp32_precision", str(value)
+
+
+def float32_settings(device_type: str) -> dict[str, str]:
+    """Name and value of the settings of float32 matrix products and convolutions on
+    ``device_type`` (none for a device type without them)."""
+    return dict(_setting(*group) for group in _GROUPS.get(device_type, ()))
 
 
 @torch.compiler.assume_constant_result  # type: ignore[untyped-decorator]
@@ -46,10 +62,8 @@ def float32_products_precision(device_type: str) -> str:
     ``"none"`` or ``"ieee"`` (IEEE float32), ``"tf32"``, ``"bf16"``, ...; ``"none"`` for a
     device type without the setting. A constant to ``torch.compile``, which cannot trace
     the setting: a compiled layer checks it when it is compiled."""
-    backend = _BACKENDS.get(device_type)
-    if backend is None:
-        return "none"
-    return str(getattr(torch.backends, backend).matmul.fp32_precision)
+    groups = _GROUPS.get(device_type)
+    return "none" if groups is None else _setting(*groups[0])[1]
 
 
 def require_ieee_float32_products(
@@ -68,7 +82,7 @@ def require_ieee_float32_products(
     if precision in _IEEE:
         return
     raise UnsupportedOperationError(
-        f"torch.backends.{_BACKENDS[device.type]}.matmul.fp32_precision={precision!r}, but "
+        f"{_setting(*_GROUPS[device.type][0])[0]}={precision!r}, but "
         f"{built} is built from IEEE float32 matrix products (in {precision} it would be "
         "orthogonal only to about 1e-2 instead of 1e-6): set it to 'ieee', e.g. by "
         f"torch.set_float32_matmul_precision('highest'), or {way_out}"
@@ -77,16 +91,9 @@ def require_ieee_float32_products(
 
 def _reduced_settings(device_type: str) -> list[str]:
     """``"name=value"`` of each setting that runs float32 products or convolutions on
-    ``device_type`` in reduced precision (PyTorch resolves inherited values in the getters)."""
-    settings = []
-    for backends, operation in ((_BACKENDS, "matmul"), (_CONVOLUTION_BACKENDS, "conv")):
-        backend = backends.get(device_type)
-        if backend is None:
-            continue
-        value = str(getattr(getattr(torch.backends, backend), operation).fp32_precision)
-        if value not in _IEEE:
-            settings.append(f"torch.backends.{backend}.{operation}.fp32_precision={value!r}")
-    return settings
+    ``device_type`` in reduced precision."""
+    settings = float32_settings(device_type).items()
+    return [f"{name}={value!r}" for name, value in settings if value not in _IEEE]
 
 
 def require_ieee_float32_arithmetic(
