@@ -36,13 +36,18 @@ def _setting(name: str) -> object:
 @pytest.fixture
 def float32_settings() -> Iterator[Callable[[str, str], None]]:
     """``set(name, value)`` for ``torch.backends.<name>.fp32_precision``, ``name`` one of
-    :data:`FLOAT32_SETTINGS`; afterwards each of them holds its value from before the test
-    again (the same state, so PyTorch's legacy getters read as they did)."""
+    :data:`FLOAT32_SETTINGS`. Afterwards the global matrix-product precision the test started
+    from is set again through ``torch.set_float32_matmul_precision`` (after a per-backend
+    setting, or a test's own call of it, PyTorch's global getter would read otherwise or
+    raise), then each group's value from before the test: the same state as before."""
+    saved_global = torch.get_float32_matmul_precision()
     saved = {name: _setting(name).fp32_precision for name in FLOAT32_SETTINGS}  # type: ignore[attr-defined]
 
     def set_precision(name: str, value: str) -> None:
         _setting(name).fp32_precision = value  # type: ignore[attr-defined]
 
     yield set_precision
+    torch.set_float32_matmul_precision(saved_global)
     for name, value in saved.items():
         set_precision(name, value)
+    assert torch.get_float32_matmul_precision() == saved_global

@@ -30,8 +30,8 @@ __all__ = [
 
 BCOP_CLASSES: list[type[_BCOPConvNd]] = [BCOPConv1d, BCOPConv2d]
 
-#: ``set(backend, value)``, the ``precision`` fixture of tests/nn/conftest.py.
-Setter = Callable[[str, str], None]
+#: ``set(name, value)``, the ``float32_settings`` fixture of tests/conftest.py.
+Settings = Callable[[str, str], None]
 
 
 def make_bcop(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin
 from gnpcheck.nn.functions import DYNAMO_TRACES_FUNCTIONS
 from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT, orthogonality_tolerance
 
-from ._helpers import Setter, layer_input, make_bcop
+from ._helpers import Settings, layer_input, make_bcop
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -64,18 +63,18 @@ def test_export_and_linear_on_cuda() -> None:
     assert (linear.export()(z) - linear(z)).abs().max().item() <= FLOAT64_KERNEL_AGREEMENT
 
 
-def test_tf32_products_are_refused_on_cuda(precision: Setter) -> None:
+def test_tf32_products_are_refused_on_cuda(float32_settings: Settings) -> None:
     """A float32 kernel is not built from TF32 products; a float64 build is."""
     layer = make_bcop(BCOPConv2d, 8, 8, 3, dtype=torch.float32, device="cuda")
     float64_build = make_bcop(
         BCOPConv2d, 8, 8, 3, dtype=torch.float32, device="cuda", build_dtype=torch.float64
     )
     x = layer_input(layer, 8)
-    precision("cuda", "tf32")
+    float32_settings("cuda.matmul", "tf32")
     with pytest.raises(UnsupportedOperationError, match=r"cuda\.matmul\.fp32_precision"):
         layer(x)
     assert float64_build.orthogonality_defect(8) <= 1e-6
-    precision("cuda", "ieee")
+    float32_settings("cuda.matmul", "ieee")
     assert layer.orthogonality_defect(8) <= 1e-6
 
 
@@ -111,7 +110,7 @@ def test_inductor_compiled_network_matches_eager_on_cuda() -> None:
 
 
 def test_certificates_on_cuda_need_ieee_convolutions(
-    float32_settings: Callable[[str, str], None],
+    float32_settings: Settings,
 ) -> None:
     """cuDNN's default TF32 convolutions are refused for a measured bound; with IEEE float32
     the bound is measured and the logits agree with a float64 copy to float32 rounding."""

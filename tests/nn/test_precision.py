@@ -2,14 +2,12 @@
 Note [float32 products]).
 
 The settings are PyTorch's global ``fp32_precision`` values; each test sets them through the
-``precision`` fixture (tests/nn/conftest.py), which restores them. On this CPU oneDNN may not honour TF32 or
-bfloat16, but the layer cannot know what the hardware does with a setting that asks for
-less than IEEE float32, so it refuses either way.
+``float32_settings`` fixture (tests/conftest.py), which restores them. On this CPU oneDNN may
+not honour TF32 or bfloat16, but the layer cannot know what the hardware does with a setting
+that asks for less than IEEE float32, so it refuses either way.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import pytest
 import torch
@@ -24,7 +22,7 @@ from gnpcheck.nn.precision import (
     use_ieee_float32_arithmetic,
 )
 
-from ._helpers import Setter, layer_input, make_bcop
+from ._helpers import Settings, layer_input, make_bcop
 
 SIZE = 6
 
@@ -39,11 +37,11 @@ def test_default_settings_are_ieee() -> None:
 @pytest.mark.parametrize("value", ["tf32", "bf16"])
 @pytest.mark.parametrize("cls", [BCOPConv1d, BCOPConv2d])
 def test_bcop_refuses_a_float32_kernel_from_reduced_products(
-    precision: Setter, value: str, cls: type[BCOPConv2d]
+    float32_settings: Settings, value: str, cls: type[BCOPConv2d]
 ) -> None:
     layer = make_bcop(cls, 4, 4, 3, dtype=torch.float32)
     x = layer_input(layer, SIZE)
-    precision("mkldnn", value)
+    float32_settings("mkldnn.matmul", value)
     for build in (lambda: layer(x), lambda: layer.weight, layer.export):
         with pytest.raises(UnsupportedOperationError) as error:
             build()
@@ -53,7 +51,7 @@ def test_bcop_refuses_a_float32_kernel_from_reduced_products(
         assert "set_float32_matmul_precision('highest')" in message
 
 
-def test_set_float32_matmul_precision_high_is_refused(precision: Setter) -> None:
+def test_set_float32_matmul_precision_high_is_refused(float32_settings: Settings) -> None:
     """The usual way the setting gets changed (it also sets CUDA's to TF32)."""
     layer = make_bcop(BCOPConv2d, 4, 4, 3, dtype=torch.float32)
     torch.set_float32_matmul_precision("high")  # the fixture sets the start's back
@@ -62,7 +60,9 @@ def test_set_float32_matmul_precision_high_is_refused(precision: Setter) -> None
 
 
 @pytest.mark.parametrize("orthogonalizer", ["qr", "bjorck"])
-def test_the_ways_out_build_an_orthogonal_kernel(precision: Setter, orthogonalizer: str) -> None:
+def test_the_ways_out_build_an_orthogonal_kernel(
+    float32_settings: Settings, orthogonalizer: str
+) -> None:
     """A float64 build, float64 parameters, or the setting back at IEEE."""
     float32 = make_bcop(BCOPConv2d, 4, 4, 3, dtype=torch.float32, orthogonalizer=orthogonalizer)
     float64_build = make_bcop(
@@ -75,33 +75,33 @@ def test_the_ways_out_build_an_orthogonal_kernel(precision: Setter, orthogonaliz
         build_dtype=torch.float64,
     )
     float64 = make_bcop(BCOPConv2d, 4, 4, 3, orthogonalizer=orthogonalizer)
-    precision("mkldnn", "tf32")
+    float32_settings("mkldnn.matmul", "tf32")
     assert float64_build.orthogonality_defect(SIZE) <= 1e-6
     assert float64.orthogonality_defect(SIZE) <= 1e-12
-    precision("mkldnn", "ieee")
+    float32_settings("mkldnn.matmul", "ieee")
     assert float32.orthogonality_defect(SIZE) <= 1e-6
 
 
 def test_a_kernel_cached_under_ieee_is_served_after_the_setting_changes(
-    precision: Setter,
+    float32_settings: Settings,
 ) -> None:
     """The products that built it were IEEE; a kernel built anew is refused."""
     layer = make_bcop(BCOPConv2d, 4, 4, 3, dtype=torch.float32).eval()
     x = layer_input(layer, SIZE)
     with torch.no_grad():
         expected = layer(x)
-        precision("mkldnn", "tf32")
+        float32_settings("mkldnn.matmul", "tf32")
         assert torch.equal(layer(x), expected)
         layer.h_tilde.add_(1e-3)  # the cached kernel is stale: a new one must be built
         with pytest.raises(UnsupportedOperationError):
             layer(x)
 
 
-def test_bjorck_linear_refuses_and_polar_does_not(precision: Setter) -> None:
+def test_bjorck_linear_refuses_and_polar_does_not(float32_settings: Settings) -> None:
     x = torch.randn(3, 5)
     bjorck = BjorckLinear(5, 4)
     polar = BjorckLinear(5, 4, orthogonalizer="polar")
-    precision("mkldnn", "tf32")
+    float32_settings("mkldnn.matmul", "tf32")
     with pytest.raises(UnsupportedOperationError, match="orthogonalizer='polar'"):
         bjorck(x)
     weight = polar.weight.double()
@@ -109,9 +109,9 @@ def test_bjorck_linear_refuses_and_polar_does_not(precision: Setter) -> None:
     assert BjorckLinear(5, 4, dtype=torch.float64)(x.double()).shape == (3, 4)
 
 
-def test_cuda_setting_is_read_for_cuda_devices(precision: Setter) -> None:
+def test_cuda_setting_is_read_for_cuda_devices(float32_settings: Settings) -> None:
     """Decided from the settings alone, so checkable without a GPU."""
-    precision("cuda", "tf32")
+    float32_settings("cuda.matmul", "tf32")
     assert float32_products_precision("cpu") in ("none", "ieee")
     require_ieee_float32_products(torch.float32, torch.device("cpu"), "a kernel", "go")
     with pytest.raises(UnsupportedOperationError, match=r"torch\.backends\.cuda\.matmul"):
@@ -126,9 +126,6 @@ def test_compiled_layer_traces_the_check_in_one_graph() -> None:
     x = layer_input(layer, SIZE)
     compiled = torch.compile(layer, backend="eager", fullgraph=DYNAMO_TRACES_FUNCTIONS)
     torch.testing.assert_close(compiled(x), layer(x))
-
-
-Settings = Callable[[str, str], None]
 
 
 def test_certificates_need_ieee_products_and_convolutions(float32_settings: Settings) -> None:
