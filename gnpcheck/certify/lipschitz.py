@@ -36,7 +36,7 @@ from gnpcheck.certify.operators import (
 from gnpcheck.errors import GnpcheckError, InvalidArgumentError
 from gnpcheck.nn import BjorckLinear, GroupSort, InvertibleDownsampling, MaxMin
 from gnpcheck.nn.base import ConstrainedConv
-from gnpcheck.nn.precision import require_ieee_float32_arithmetic
+from gnpcheck.nn.precision import parameter_dtypes, require_certifiable_arithmetic
 from gnpcheck.tolerances import machine_epsilon
 
 __all__ = [
@@ -241,14 +241,15 @@ def model_lipschitz(model: nn.Module, input_shape: tuple[int, ...]) -> ModelBoun
         UncertifiableModelError: see :func:`chain_layers`; a layer neither known nor
             measurable; a layer whose output does not match its measured weight.
         InvalidArgumentError: a non-finite claimed or measured bound.
-        UnsupportedOperationError: a float32 model whose device PyTorch's settings run in
-            reduced precision (docs/layers.rst, Note [float32 products]).
+        UnsupportedOperationError: float16 or bfloat16 parameters or an active autocast; a
+            float32 model whose device PyTorch's settings run in reduced precision
+            (docs/layers.rst, Note [float32 products]).
     """
     layers = chain_layers(model)
     parameter = next(model.parameters(), None)
     dtype = parameter.dtype if parameter is not None else torch.float32
     device = parameter.device if parameter is not None else torch.device("cpu")
-    require_ieee_float32_arithmetic(dtype, device, "a measured Lipschitz bound")
+    require_certifiable_arithmetic(parameter_dtypes(model), device, "a measured Lipschitz bound")
     x = torch.zeros((1, *input_shape), dtype=dtype, device=device)
     training = model.training
     model.eval()

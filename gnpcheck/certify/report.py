@@ -27,7 +27,7 @@ from gnpcheck.certify.attack import pgd_l2
 from gnpcheck.certify.lipschitz import ModelBound
 from gnpcheck.certify.margin import certified, logit_margin
 from gnpcheck.errors import InvalidArgumentError
-from gnpcheck.nn.precision import require_ieee_float32_arithmetic
+from gnpcheck.nn.precision import parameter_dtypes, require_certifiable_arithmetic
 
 __all__ = ["RobustnessReport", "evaluate_robustness"]
 
@@ -112,8 +112,9 @@ def evaluate_robustness(
     Raises:
         InvalidArgumentError: no examples, mismatched labels, ``epsilon < 0``,
             ``batch_size < 1``.
-        UnsupportedOperationError: a float32 model whose device PyTorch's settings run in
-            reduced precision (docs/layers.rst, Note [float32 products]).
+        UnsupportedOperationError: float16 or bfloat16 parameters or an active autocast; a
+            float32 model whose device PyTorch's settings run in reduced precision
+            (docs/layers.rst, Note [float32 products]).
     """
     if images.shape[0] == 0 or labels.shape != (images.shape[0],):
         raise InvalidArgumentError(
@@ -128,7 +129,7 @@ def evaluate_robustness(
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     parameter = next(frozen.parameters())
     device = parameter.device
-    require_ieee_float32_arithmetic(parameter.dtype, device, "a certificate")
+    require_certifiable_arithmetic(parameter_dtypes(frozen), device, "a certificate")
     generator = torch.Generator().manual_seed(seed)
     counts = torch.zeros(4, dtype=torch.long)
     for start in range(0, images.shape[0], batch_size):

@@ -17,18 +17,27 @@ convolutions in TF32 by default (``torch.backends.cudnn.conv.fp32_precision == "
 which moved logits by up to 5.5e-4 relative on an H200. The certifying functions refuse
 reduced-precision float32 products or convolutions on the model's device
 (:func:`require_ieee_float32_arithmetic`); gnpcheck's command line asks for IEEE float32 for
-its whole process (:func:`use_ieee_float32_arithmetic`).
+its whole process (:func:`use_ieee_float32_arithmetic`). They refuse float16 and bfloat16
+outright, as parameters or through autocast (:func:`require_certifiable_arithmetic`): in
+them the Small and Large networks' logits were off by 1e-3 to 2e-2 of their largest
+magnitude.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
+from torch import nn
 
 from gnpcheck.errors import UnsupportedOperationError
 
 __all__ = [
+    "CERTIFIABLE_DTYPES",
     "float32_products_precision",
     "float32_settings",
+    "parameter_dtypes",
+    "require_certifiable_arithmetic",
     "require_ieee_float32_arithmetic",
     "require_ieee_float32_products",
     "use_ieee_float32_arithmetic",
@@ -41,6 +50,9 @@ _GROUPS = {
     "cpu": (("mkldnn", "matmul"), ("mkldnn", "conv")),
 }
 _IEEE = ("none", "ieee")  # "none": no reduced precision asked at any level
+
+#: The dtypes whose arithmetic a certificate can rest on (float32 only when IEEE).
+CERTIFIABLE_DTYPES = (torch.float32, torch.float64)
 
 
 def _setting(backend: str, operation: str) -> tuple[str, str]:
@@ -117,6 +129,42 @@ def require_ieee_float32_arithmetic(
         "a margin that is not there): set each to 'ieee', e.g. by "
         "gnpcheck.nn.precision.use_ieee_float32_arithmetic(), or evaluate in float64"
     )
+
+
+def parameter_dtypes(module: nn.Module) -> set[torch.dtype]:
+    """The dtypes of ``module``'s floating-point parameters; ``{torch.float32}`` (the dtype
+    its inputs would be made in) when it has none."""
+    dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    return dtypes or {torch.float32}
+
+
+def require_certifiable_arithmetic(
+    dtypes: Collection[torch.dtype], device: torch.device, computed: str
+) -> None:
+    """Refuse to compute ``computed`` (what the error calls it) with a model whose floating
+    parameters have ``dtypes``, on ``device``, unless its arithmetic is float64 or IEEE
+    float32: no float16 or bfloat16 parameters, no autocast active on ``device``'s type, and
+    for float32 the check of :func:`require_ieee_float32_arithmetic`.
+
+    Raises:
+        UnsupportedOperationError: naming the dtypes or the autocast, and the way out.
+    """
+    reduced = sorted(str(dtype) for dtype in set(dtypes) if dtype not in CERTIFIABLE_DTYPES)
+    way_out = "evaluate a float32 or float64 copy, e.g. copy.deepcopy(model).double()"
+    if reduced:
+        raise UnsupportedOperationError(
+            f"the model has {' and '.join(reduced)} parameters, but {computed} needs float32 or "
+            "float64 arithmetic (in float16 and bfloat16 the logits of gnpcheck's Small and "
+            f"Large networks were off by 1e-3 to 2e-2 of their largest magnitude): {way_out}"
+        )
+    if torch.is_autocast_enabled(device.type):
+        raise UnsupportedOperationError(
+            f"autocast to {torch.get_autocast_dtype(device.type)} is enabled on {device.type}, "
+            f"but {computed} needs float32 or float64 arithmetic: leave the autocast block, "
+            f"or {way_out}"
+        )
+    if torch.float32 in dtypes:
+        require_ieee_float32_arithmetic(torch.float32, device, computed)
 
 
 def use_ieee_float32_arithmetic() -> None:

@@ -55,7 +55,7 @@ from gnpcheck.certify.margin import (
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.models import LayerOptions, build_model
 from gnpcheck.nn.baselines import SVCMConv2d
-from gnpcheck.nn.precision import require_ieee_float32_arithmetic
+from gnpcheck.nn.precision import require_certifiable_arithmetic
 from gnpcheck.threads import limited_threads
 from gnpcheck.train.checkpoint import load_checkpoint, new_run_directory, save_checkpoint
 from gnpcheck.train.config import BUDGET_FIELDS, TrainConfig, config_from_dict
@@ -164,9 +164,9 @@ def evaluate(
     restored.
 
     Raises:
-        UnsupportedOperationError: from :func:`model_lipschitz`, a float32 model whose device
-            PyTorch's settings run in reduced precision (docs/layers.rst, Note [float32
-            products]).
+        UnsupportedOperationError: from :func:`model_lipschitz`, float16 or bfloat16
+            arithmetic, or a float32 model whose device PyTorch's settings run in reduced
+            precision (docs/layers.rst, Note [float32 products]).
     """
     bound = model_lipschitz(model, tuple(images.shape[1:]))
     training = model.training
@@ -424,10 +424,11 @@ def _execute(run: _Run, context: DistributedContext) -> TrainResult:
 
 
 def _require_exact_certificates(context: DistributedContext) -> None:
-    """Refuse a run whose per-epoch certified count would come from reduced-precision float32
-    arithmetic (:func:`evaluate` would refuse it after the first epoch's training)."""
-    require_ieee_float32_arithmetic(
-        torch.get_default_dtype(), context.device, "the training loop's certified count"
+    """Refuse a run whose per-epoch certified count would come from float16, bfloat16 or
+    reduced-precision float32 arithmetic (:func:`evaluate` would refuse it after the first
+    epoch's training)."""
+    require_certifiable_arithmetic(
+        {torch.get_default_dtype()}, context.device, "the training loop's certified count"
     )
 
 
@@ -439,9 +440,9 @@ def train(
     Raises:
         InvalidArgumentError: ``out_dir`` already holds a checkpoint (use :func:`resume`).
         gnpcheck.data.DataFileError: MNIST is missing or corrupt.
-        UnsupportedOperationError: the device runs float32 products or convolutions in
-            reduced precision (the per-epoch certificates could not be trusted), before
-            anything is written.
+        UnsupportedOperationError: a float16 or bfloat16 default dtype, or a device that
+            runs float32 products or convolutions in reduced precision (the per-epoch
+            certificates could not be trusted), before anything is written.
     """
     context = context or single_process(config.device)
     _require_exact_certificates(context)

@@ -17,6 +17,8 @@ from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear
 from gnpcheck.nn.functions import DYNAMO_TRACES_FUNCTIONS
 from gnpcheck.nn.precision import (
     float32_products_precision,
+    parameter_dtypes,
+    require_certifiable_arithmetic,
     require_ieee_float32_arithmetic,
     require_ieee_float32_products,
     use_ieee_float32_arithmetic,
@@ -159,3 +161,39 @@ def test_use_ieee_float32_arithmetic_clears_cuda_reduced_precision(
     require_ieee_float32_arithmetic(torch.float32, torch.device("cuda"), "a certificate")
     assert torch.get_float32_matmul_precision() == "highest"  # PyTorch's getters still read
     assert torch.backends.cudnn.allow_tf32 is False
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_certificates_refuse_half_precision_parameters(dtype: torch.dtype) -> None:
+    """float16 and bfloat16 are named, with the way out; a model mixing them with float32
+    is refused as well."""
+    cpu = torch.device("cpu")
+    with pytest.raises(UnsupportedOperationError, match=rf"{dtype} parameters.*deepcopy"):
+        require_certifiable_arithmetic({dtype}, cpu, "a certificate")
+    with pytest.raises(UnsupportedOperationError, match=rf"{dtype} parameters"):
+        require_certifiable_arithmetic({torch.float32, dtype}, cpu, "a certificate")
+    require_certifiable_arithmetic({torch.float32, torch.float64}, cpu, "a certificate")
+
+
+def test_certificates_refuse_autocast() -> None:
+    cpu = torch.device("cpu")
+    with (
+        torch.autocast("cpu", dtype=torch.bfloat16),
+        pytest.raises(UnsupportedOperationError, match=r"autocast to torch\.bfloat16.*on cpu"),
+    ):
+        require_certifiable_arithmetic({torch.float32}, cpu, "a certificate")
+    with torch.autocast("cpu", enabled=False):
+        require_certifiable_arithmetic({torch.float64}, cpu, "a certificate")
+
+
+def test_certificates_of_float32_still_check_the_settings(float32_settings: Settings) -> None:
+    float32_settings("mkldnn.conv", "bf16")
+    with pytest.raises(UnsupportedOperationError, match=r"mkldnn\.conv\.fp32_precision='bf16'"):
+        require_certifiable_arithmetic({torch.float32}, torch.device("cpu"), "a certificate")
+    require_certifiable_arithmetic({torch.float64}, torch.device("cpu"), "a certificate")
+
+
+def test_parameter_dtypes() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2).double())
+    assert parameter_dtypes(model) == {torch.float32, torch.float64}
+    assert parameter_dtypes(torch.nn.ReLU()) == {torch.float32}

@@ -194,6 +194,19 @@ def test_reduced_precision_is_refused_before_anything_is_written(
         resume(tmp_path / "done", {"epochs": 2})
 
 
+def test_a_half_precision_default_dtype_is_refused_before_anything_is_written(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float16)
+    try:
+        with pytest.raises(UnsupportedOperationError, match=r"torch\.float16 parameters"):
+            train(tiny_config, tmp_path / "new")
+    finally:
+        torch.set_default_dtype(previous)
+    assert not (tmp_path / "new").exists()
+
+
 def test_the_average_is_what_is_evaluated_and_loaded(
     tiny_config: TrainConfig, tmp_path: Path
 ) -> None:

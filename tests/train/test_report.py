@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,3 +103,23 @@ def test_certificates_refuse_reduced_precision_arithmetic(
         evaluate_robustness(trained, images[:4], labels[:4], 1.0, bound)
     with pytest.raises(UnsupportedOperationError, match=r"a measured Lipschitz bound"):
         evaluate(trained, images[:4], labels[:4], 1.0)  # through its model_lipschitz
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_certificates_refuse_half_precision(
+    trained: torch.nn.Module, tiny_mnist: Path, dtype: torch.dtype
+) -> None:
+    """A half-precision copy of a trained model gets no measured bound and no certificate
+    (its logits are rounded at 1e-3 to 1e-2, far above a margin's resolution)."""
+    images, labels = mnist_tensors("test", tiny_mnist)
+    bound = model_lipschitz(trained, (1, 28, 28))
+    half = copy.deepcopy(trained).to(dtype)
+    with pytest.raises(UnsupportedOperationError, match=rf"{dtype} parameters"):
+        model_lipschitz(half, (1, 28, 28))
+    with pytest.raises(UnsupportedOperationError, match=rf"{dtype} parameters"):
+        evaluate_robustness(half, images[:4].to(dtype), labels[:4], 1.0, bound)
+    with (
+        torch.autocast("cpu", dtype=dtype),
+        pytest.raises(UnsupportedOperationError, match=rf"autocast to {dtype}"),
+    ):
+        evaluate_robustness(trained, images[:4], labels[:4], 1.0, bound)
