@@ -37,6 +37,10 @@ analysis of docs/layers.rst, "On a GPU"):
 7. With --compile MODE ...: training steps of nn.Conv2d and BCOP, eager and compiled with
    each mode (``default``, ``reduce-overhead``, ...), medians of R rounds; the first
    (compiling) step's time beside them.
+8. BCOP training steps (first layer) by phase, medians of R steps: the kernel's build,
+   from the call to its result; the build's backward, from the kernel's gradient to the
+   last parameter's; the whole step; nn.Conv2d's step alternating with it. On a GPU each
+   mark waits for the device, which adds synchronizations to the steps timed.
 """
 
 from __future__ import annotations
@@ -331,6 +335,66 @@ def compiled_steps(
                   flush=True)  # fmt: skip
 
 
+class _PhaseMarks:
+    """Times of the kernel build's forward (the layer's ``_build_kernel``, wrapped) and of its
+    backward (a hook on the kernel's gradient to the parameters' post-accumulate hooks)."""
+
+    def __init__(self, layer: BCOPConv2d, device: torch.device) -> None:
+        self.device = device
+        self.forward: list[float] = []
+        self.backward: list[float] = []
+        self._backward_start = 0.0
+        build = layer._build_kernel
+
+        def timed_build() -> torch.Tensor:
+            start = self._now()
+            kernel = build()
+            self.forward.append(self._now() - start)
+            kernel.register_hook(self._start_backward)  # type: ignore[no-untyped-call]
+            return kernel
+
+        layer._build_kernel = timed_build  # type: ignore[method-assign]
+        parameters = (layer.h_tilde, layer.r_tilde)
+        self._parameters = self._pending = len(parameters)
+        for parameter in parameters:
+            parameter.register_post_accumulate_grad_hook(  # type: ignore[no-untyped-call]
+                self._end_backward
+            )
+
+    def _now(self) -> float:
+        _wait(self.device)
+        return time.perf_counter()
+
+    def _start_backward(self, grad: torch.Tensor) -> None:
+        self._backward_start, self._pending = self._now(), self._parameters
+
+    def _end_backward(self, parameter: torch.Tensor) -> None:
+        self._pending -= 1
+        if not self._pending:
+            self.backward.append(self._now() - self._backward_start)
+
+
+def build_phases(shape: tuple[int, int, int, int], repeats: int, device: torch.device) -> None:
+    batch, channels, size, k = shape
+    print(f"\n## 8. first-layer training steps at {shape} by phase, ms (median of {repeats})")
+    x = torch.randn(batch, channels, size, size, device=device)
+    layer = BCOPConv2d(channels, channels, k, device=device)
+    marks = _PhaseMarks(layer, device)
+    conv_steps, bcop_steps = _alternate(
+        [_training_step(_circular_conv(channels, k, device), x), _training_step(layer, x)],
+        repeats,
+        device,
+    )
+    rows = {
+        "nn.Conv2d step": conv_steps,
+        "BCOPConv2d step": bcop_steps,
+        "kernel build, forward": marks.forward[-repeats:],
+        "kernel build, backward": marks.backward[-repeats:],
+    }
+    for label, times in rows.items():
+        print(f"{label:>30} {_median_ms(times):8.3f}", flush=True)
+
+
 def _shape(text: str) -> tuple[int, int, int, int]:
     parts = text.split(",")
     if len(parts) != 4 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
@@ -362,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
         "--batch", type=int, default=None, help="batch of every timing shape (default: theirs)"
     )
     parser.add_argument(
-        "--breakdown", action="store_true", help="where one shape's time goes (sections 5-7)"
+        "--breakdown", action="store_true", help="where one shape's time goes (sections 5-8)"
     )
     parser.add_argument(
         "--shape", type=_shape, default=(256, 64, 8, 3), help="B,C,N,K of --breakdown"
@@ -393,6 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         profiled_steps(shape, device)
         if args.compile:
             compiled_steps(shape, args.compile, repeats, device)
+        build_phases(shape, repeats, device)
         return
     shapes = [(16, 32, 8, 3)] if args.quick else SHAPES
     if args.batch is not None:

@@ -1,6 +1,6 @@
 """``benchmarks/bench_layers.py`` runs: its smoke runs print every section, on the device and
-at the batch it is given (the breakdown: without compiling unless asked), and it refuses a
-device, batch, shape or repeat count it cannot use."""
+at the batch it is given (the breakdown: without compiling unless asked, its phases within
+the step they divide), and it refuses a device, batch, shape or repeat count it cannot use."""
 
 from __future__ import annotations
 
@@ -51,6 +51,14 @@ def test_quick_breakdown_prints_the_evaluation_rows_and_the_profile(
         assert float(row.split()[-1]) > 0
     assert "## 6. torch.profiler" in out
     assert "_QRKernelWithJvpBackward" in out  # the kernel build's one autograd node
+    assert "## 8. first-layer training steps at (4, 8, 8, 3) by phase" in out
+    section = out.split("## 8.")[1].splitlines()
+    phases = {
+        label: float(next(line for line in section if line.strip().startswith(label)).split()[-1])
+        for label in ("BCOPConv2d step", "kernel build, forward", "kernel build, backward")
+    }
+    build = phases["kernel build, forward"] + phases["kernel build, backward"]
+    assert 0 < build < phases["BCOPConv2d step"]
     assert "## 1." not in out
     assert "## 7." not in out
 
