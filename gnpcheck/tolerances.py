@@ -65,7 +65,8 @@ def _float_info(dtype: Any) -> Any:
         return np.finfo(resolved)
     except (TypeError, ValueError):
         raise InvalidArgumentError(
-            f"dtype={dtype!r}, but it must be a floating dtype (float16, float32, float64)"
+            f"dtype={dtype!r}, but it must be float16, float32 or float64, the floating dtypes "
+            "that NumPy (the reference and its tolerances) represents"
         ) from None
 
 
