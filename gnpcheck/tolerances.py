@@ -19,6 +19,7 @@ __all__ = [
     "MATRIX_ORTHOGONALITY_FACTOR",
     "ORTHOGONALITY_FACTOR",
     "PROJECTOR_FACTOR",
+    "RECONSTRUCTION_FACTOR",
     "gnp_tolerance",
     "machine_epsilon",
     "matrix_orthogonality_tolerance",
@@ -40,6 +41,13 @@ MATRIX_ORTHOGONALITY_FACTOR = 10.0
 #: A symmetric projector ``P = R R^T`` has ``||P^2 - P||`` and ``||P - P^T||`` of order
 #: ``n eps ||R||^2``.
 PROJECTOR_FACTOR = 10.0
+
+#: A layer and a reconstruction of it (from its measured weight and bias, or its plain
+#: export) sum the same ``fan_in`` products in possibly different orders, so each output
+#: differs by at most ``fan_in * eps * (|W| |x| + |b|)`` in the layer's dtype (Higham,
+#: Accuracy and Stability, eq. 3.5); 10 is headroom. A layer that applies anything else
+#: differs by O(1).
+RECONSTRUCTION_FACTOR = 10.0
 
 #: Gradient norm preservation of a linear map with m outputs. The relative change
 #: ``| ||J^T g|| - ||g|| | / ||g||`` is bounded by the orthogonality defect, so the same

@@ -37,11 +37,10 @@ from gnpcheck.errors import GnpcheckError, InvalidArgumentError
 from gnpcheck.nn import BjorckLinear, GroupSort, InvertibleDownsampling, MaxMin
 from gnpcheck.nn.base import ConstrainedConv
 from gnpcheck.nn.precision import parameter_dtypes, require_certifiable_arithmetic
-from gnpcheck.tolerances import machine_epsilon
+from gnpcheck.tolerances import RECONSTRUCTION_FACTOR, machine_epsilon
 
 __all__ = [
     "KNOWN_ONE_LIPSCHITZ",
-    "RECONSTRUCTION_FACTOR",
     "LayerBound",
     "ModelBound",
     "UncertifiableModelError",
@@ -62,12 +61,6 @@ KNOWN_ONE_LIPSCHITZ: tuple[type[nn.Module], ...] = (
     nn.Identity,
     nn.PixelUnshuffle,
 )
-
-#: The layer and its reconstruction from its own weight sum the same ``fan_in`` products in
-#: possibly different orders, so each output differs by at most
-#: ``fan_in * eps * (|W| |x| + |b|)`` in the layer's dtype (Higham, Accuracy and Stability,
-#: eq. 3.5); 10 is headroom. A layer that applies anything else differs by O(1).
-RECONSTRUCTION_FACTOR = 10.0
 
 
 class UncertifiableModelError(GnpcheckError):

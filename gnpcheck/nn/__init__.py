@@ -5,6 +5,8 @@
 - :class:`BjorckLinear`: an orthogonal (or semi-orthogonal) linear layer.
 - :class:`MaxMin`, :class:`GroupSort`: gradient-norm-preserving activations.
 - :class:`InvertibleDownsampling`, :class:`InvertibleDownsampling1d`: pixel unshuffle.
+- :func:`export_model`: a network with these layers replaced by plain PyTorch modules,
+  each replacement checked.
 
 The baselines of the BCOP ablation live in :mod:`gnpcheck.nn.baselines`.
 """
@@ -13,6 +15,7 @@ from gnpcheck.nn.activations import GroupSort, MaxMin
 from gnpcheck.nn.bcop import BCOPConv1d, BCOPConv2d
 from gnpcheck.nn.downsampling import InvertibleDownsampling, InvertibleDownsampling1d
 from gnpcheck.nn.linear import BjorckLinear
+from gnpcheck.nn.model_export import export_model
 from gnpcheck.nn.reference_bridge import ReferenceBCOP
 
 __all__ = [
@@ -24,4 +27,5 @@ __all__ = [
     "InvertibleDownsampling1d",
     "MaxMin",
     "ReferenceBCOP",
+    "export_model",
 ]

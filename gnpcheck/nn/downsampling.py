@@ -106,11 +106,26 @@ class InvertibleDownsampling1d(_InvertibleDownsamplingNd):
 
     spatial_ndim = 1
 
-    def export(self, channels: int) -> nn.Module:
+    def export(
+        self,
+        channels: int,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> nn.Module:
         """The same permutation as a plain ``nn.Conv1d(channels, channels * factor, factor,
-        stride=factor, bias=False)`` whose kernel holds one 1 per output channel (exact)."""
+        stride=factor, bias=False)`` whose kernel holds one 1 per output channel (exact), in
+        ``dtype`` on ``device`` (PyTorch's defaults when ``None``)."""
         channels = positive_int(channels, "channels")
-        conv = nn.Conv1d(channels, channels * self.factor, self.factor, self.factor, bias=False)
+        conv = nn.Conv1d(
+            channels,
+            channels * self.factor,
+            self.factor,
+            self.factor,
+            bias=False,
+            dtype=dtype,
+            device=device,
+        )
         with torch.no_grad():
             conv.weight.zero_()
             for c in range(channels):

@@ -10,7 +10,8 @@ from torch import nn
 
 from gnpcheck.certify.lipschitz import model_lipschitz
 from gnpcheck.errors import UnsupportedOperationError
-from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin
+from gnpcheck.models.architectures import small
+from gnpcheck.nn import BCOPConv1d, BCOPConv2d, BjorckLinear, MaxMin, export_model
 from gnpcheck.nn.functions import DYNAMO_TRACES_FUNCTIONS
 from gnpcheck.tolerances import FLOAT64_KERNEL_AGREEMENT, orthogonality_tolerance
 
@@ -126,3 +127,14 @@ def test_certificates_on_cuda_need_ieee_convolutions(
     x = torch.rand(64, 1, 8, 8, device="cuda")
     exact = copy.deepcopy(model).double()(x.double())
     assert (model(x).double() - exact).abs().max().item() <= 1e-5 * exact.abs().max().item()
+
+
+def test_a_network_exports_on_cuda(float32_settings: Settings) -> None:
+    """IEEE float32 (cuDNN's TF32 off), so that the layer and its export round alike."""
+    float32_settings("cudnn.conv", "ieee")
+    torch.manual_seed(0)
+    network = small().cuda()
+    x = torch.rand(8, 1, 28, 28, device="cuda")
+    exported = export_model(network, x)
+    assert next(exported.module.parameters()).device.type == "cuda"
+    assert exported.max_difference <= 1e-5

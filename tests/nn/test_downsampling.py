@@ -32,6 +32,9 @@ def test_1d_export_is_an_exact_strided_conv() -> None:
     x = torch.randn(2, 3, 8, dtype=torch.float64)
     layer = InvertibleDownsampling1d(4)
     assert torch.equal(layer.export(3).double()(x), layer(x))
+    exported = layer.export(3, dtype=torch.float64, device="cpu")
+    assert exported.weight.dtype == torch.float64
+    assert torch.equal(exported(x), layer(x))
 
 
 def test_jacobians_are_permutations() -> None:
