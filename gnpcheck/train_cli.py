@@ -1,4 +1,4 @@
-"""The ``gnpcheck train``, ``gnpcheck certify`` and ``gnpcheck spectrum`` subcommands.
+"""The ``gnpcheck train``, ``certify``, ``spectrum`` and ``export`` subcommands.
 
 :func:`add_train_parsers` registers them on the ``gnpcheck`` command's subparsers and
 :func:`run_train_command` runs the one parsed. Exit status: 0 on success; 1 when
@@ -16,12 +16,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from gnpcheck.errors import GnpcheckError
+from gnpcheck.errors import GnpcheckError, InvalidArgumentError
 
 __all__ = ["TRAIN_COMMANDS", "add_train_parsers", "main", "run_train_command"]
 
 #: The subcommands this module adds.
-TRAIN_COMMANDS = ("train", "certify", "spectrum")
+TRAIN_COMMANDS = ("train", "certify", "spectrum", "export")
 
 _SETTING_HELP = {
     "model": "architecture: small, large or fc3 (default small)",
@@ -82,7 +82,8 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def add_train_parsers(subparsers: Any) -> None:
-    """Register ``train``, ``certify`` and ``spectrum`` on ``parser.add_subparsers()``."""
+    """Register ``train``, ``certify``, ``spectrum`` and ``export`` on
+    ``parser.add_subparsers()``."""
     train = subparsers.add_parser(
         "train",
         help="train a Lipschitz network on MNIST (checkpoints, resume, DDP)",
@@ -129,6 +130,20 @@ def add_train_parsers(subparsers: Any) -> None:
     spectrum.add_argument("--layer", type=int, required=True, help="N: the layer named convN")
     spectrum.add_argument("--out", type=Path, help="output directory (default: beside CHECKPOINT)")
     spectrum.add_argument("--bins", type=int, default=60, help="histogram bins (default 60)")
+
+    export = subparsers.add_parser(
+        "export",
+        help="write a checkpoint's network as a torch.export program that needs no gnpcheck",
+        description="Replace each constrained layer by its plain export (each checked on the "
+        "test images' activations), trace the plain network with torch.export (any batch "
+        "size) and save it; load it back with torch.export.load(FILE).module().",
+    )
+    export.add_argument("checkpoint", type=Path)
+    export.add_argument("--out", type=Path, required=True, help="the program file (e.g. net.pt2)")
+    export.add_argument(
+        "--examples", type=int, default=256, help="test images to check on (default 256)"
+    )
+    export.add_argument("--data-dir", type=Path, help="MNIST directory")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -215,15 +230,34 @@ def _run_spectrum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_export(args: argparse.Namespace) -> int:
+    from gnpcheck.train.dataset import mnist_tensors
+    from gnpcheck.train.deploy import deploy
+    from gnpcheck.train.loop import model_from_checkpoint
+
+    if args.examples < 1:
+        raise InvalidArgumentError(f"--examples={args.examples}, but it must be at least 1")
+    config, model = model_from_checkpoint(args.checkpoint)
+    images, _ = mnist_tensors("test", args.data_dir or config.data_dir, args.examples)
+    print(deploy(model, images, args.out).to_text())
+    return 0
+
+
 def run_train_command(args: argparse.Namespace) -> int:
-    """Run the parsed ``train``/``certify``/``spectrum`` command; returns the exit status.
+    """Run the parsed ``train``/``certify``/``spectrum``/``export`` command; returns the exit
+    status.
 
     Errors gnpcheck raises on purpose (bad settings, missing data, an uncertifiable model)
     are printed as ``gnpcheck: error: ...`` and give status 2.
     """
     from gnpcheck.nn.precision import use_ieee_float32_arithmetic
 
-    runners = {"train": _run_train, "certify": _run_certify, "spectrum": _run_spectrum}
+    runners = {
+        "train": _run_train,
+        "certify": _run_certify,
+        "spectrum": _run_spectrum,
+        "export": _run_export,
+    }
     use_ieee_float32_arithmetic()  # certificates on a GPU: cuDNN's default is TF32
     try:
         return runners[args.command](args)
@@ -233,7 +267,7 @@ def run_train_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """These three subcommands on their own (``python -m gnpcheck.train_cli train ...``)."""
+    """These four subcommands on their own (``python -m gnpcheck.train_cli train ...``)."""
     parser = argparse.ArgumentParser(prog="gnpcheck")
     add_train_parsers(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     return run_train_command(parser.parse_args(argv))

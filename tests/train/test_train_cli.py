@@ -1,13 +1,19 @@
-"""``gnpcheck train``, ``certify`` and ``spectrum`` through their argument parsers."""
+"""``gnpcheck train``, ``certify``, ``spectrum`` and ``export`` through their argument
+parsers."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from gnpcheck.train.dataset import mnist_tensors
+from gnpcheck.train.loop import model_from_checkpoint
 from gnpcheck.train_cli import main
 
 
@@ -76,6 +82,42 @@ def test_spectrum_writes_the_figure_and_the_numbers(
     assert len(rows) == 1 + 2 * 32 * 49
 
 
+_RUN_WITHOUT_GNPCHECK = """
+import json, sys, torch
+program = torch.export.load(sys.argv[1]).module()
+images = torch.load(sys.argv[2])
+outputs = [program(images).tolist(), program(images[:3]).tolist()]
+print(json.dumps({"outputs": outputs, "gnpcheck": "gnpcheck" in sys.modules}))
+"""
+
+
+def test_export_writes_a_program_that_runs_without_gnpcheck(
+    checkpoint: Path, tiny_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program = tmp_path / "small.pt2"
+    argv = ["export", str(checkpoint), "--out", str(program), "--examples", "8",
+            "--data-dir", str(tiny_mnist)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "replaced by their plain exports, each checked: conv1, conv2, linear1, linear2" in out
+    assert f"wrote {program}" in out
+    images, _ = mnist_tensors("test", tiny_mnist, 16)  # beyond the 8 it was checked on
+    torch.save(images, tmp_path / "images.pt")
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_WITHOUT_GNPCHECK, str(program), str(tmp_path / "images.pt")],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    payload = json.loads(result.stdout)
+    assert payload["gnpcheck"] is False
+    _, model = model_from_checkpoint(checkpoint)
+    with torch.no_grad():
+        expected = model(images)
+    for outputs, count in zip(payload["outputs"], (16, 3), strict=True):
+        got = torch.tensor(outputs)
+        assert got.shape == (count, 10)
+        torch.testing.assert_close(got, expected[:count], rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -89,8 +131,12 @@ def test_spectrum_writes_the_figure_and_the_numbers(
             "MNIST file train-images-idx3-ubyte",
         ),
         (["train", "--out", "{dir}/new", "--conv", "dense"], "conv='dense', but it must be one of"),
+        (
+            ["export", "{ckpt}", "--out", "{dir}/a.pt2", "--examples", "0"],
+            "--examples=0, but it must be at least 1",
+        ),
     ],
-    ids=["layer", "checkpoint", "data", "setting"],
+    ids=["layer", "checkpoint", "data", "setting", "examples"],
 )
 def test_errors_exit_2_with_a_message(
     argv: list[str], message: str, checkpoint: Path, tmp_path: Path,
