@@ -18,17 +18,20 @@ r"""The audit: which claims apply, what the target is, and each claim's verdict.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from gnpcheck import __version__
 from gnpcheck.audit.analysis import Analysis, analyse, size_independent_claim, spectral_claim
 from gnpcheck.audit.behaviour import BEHAVIOUR_CHECKS, behaviour_sampler
 from gnpcheck.audit.claims import (
+    EXPORT_FAITHFUL,
     FRESH_AFTER_STEP,
     GNP,
     INPUT_SIZE_INDEPENDENT,
@@ -87,6 +90,8 @@ def _not_applicable(
         return "the target has no parameters"
     if claim == STATE_DICT_ROUNDTRIP and not module.state_dict():
         return "the target has an empty state dict"
+    if claim == EXPORT_FAITHFUL:
+        return _export_missing(module)
     if claim == INPUT_SIZE_INDEPENDENT:
         if second is None:
             return "the input has no spatial axis to resize"
@@ -101,6 +106,26 @@ def _not_applicable(
             run_before(deadline, run, "probing the second input size")
         except TargetError as error:
             return f"the target does not run at input {second}: {error}"
+    return None
+
+
+def _export_missing(module: nn.Module) -> str | None:
+    """Why ``module`` has no ``export()`` to check (``None`` if it has one that takes no
+    arguments)."""
+    export = getattr(module, "export", None)
+    if not callable(export):
+        return "the target has no export()"
+    try:
+        required = [
+            parameter.name
+            for parameter in inspect.signature(export).parameters.values()
+            if parameter.default is inspect.Parameter.empty
+            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        ]
+    except (TypeError, ValueError):  # no signature to read: try it
+        return None
+    if required:
+        return f"the target's export() needs arguments ({', '.join(required)})"
     return None
 
 

@@ -21,6 +21,12 @@ enabled and the global random state seeded identically (inside the audit's forke
 - ``state_dict_roundtrip``: a copy with perturbed parameters and buffers (and caches filled
   by a forward) loads the original's state dict, saved and read back with
   ``torch.load(weights_only=True)``; its outputs, right after the load, equal the original's.
+- ``export_faithful``: the module returned by ``export()`` gives the target's evaluation
+  output, in three sequences: a fresh target (after an evaluation forward); a copy with
+  perturbed parameters and filled caches that loads the original's state dict, exported
+  with no forward in between; a target exported right after an SGD step (no forward in
+  between), against its evaluation output afterwards. An ``export()`` that raises makes the
+  claim inconclusive (an explicit refusal); one that returns no module violates it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import torch
 from torch import nn
 
 from gnpcheck.audit.claims import (
+    EXPORT_FAITHFUL,
     FRESH_AFTER_STEP,
     PARAMETER_COVERAGE,
     STATE_DICT_ROUNDTRIP,
@@ -52,6 +59,7 @@ __all__ = [
     "BEHAVIOUR_CHECKS",
     "STEP_FRACTION",
     "behaviour_sampler",
+    "check_export_faithful",
     "check_fresh_after_step",
     "check_parameter_coverage",
     "check_state_dict_roundtrip",
@@ -468,10 +476,100 @@ def check_state_dict_roundtrip(
     return _result(STATE_DICT_ROUNDTRIP, measured, tolerance, method, counterexample, detail)
 
 
+class _ExportRefusedError(Exception):
+    """``export()`` raised: the target refuses to export (the claim is inconclusive)."""
+
+
+def _exported_output(target: Target, module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """The evaluation output on ``x`` of what ``module.export()`` returns; ``None`` if that
+    is not a module.
+
+    Raises:
+        _ExportRefusedError: ``export()`` raised.
+    """
+    try:
+        plain = module.export()  # type: ignore[operator]
+    except Exception as error:
+        raise _ExportRefusedError(f"export() raised {type(error).__name__}: {error}") from None
+    if not isinstance(plain, nn.Module):
+        return None
+    return _eval_call(target, plain, x)
+
+
+def _export_differences(target: Target, sampler: Sampler, x: torch.Tensor) -> dict[str, float]:
+    """The relative difference between export and target in each sequence (module doc);
+    ``inf`` where ``export()`` returned no module.
+
+    Raises:
+        _ExportRefusedError: ``export()`` raised.
+    """
+
+    def difference(got: torch.Tensor | None, expected: torch.Tensor) -> float:
+        return math.inf if got is None else relative_difference(got, expected)
+
+    original = target.fresh()
+    expected = _eval_call(target, original, x)
+    differences = {"fresh": difference(_exported_output(target, original, x), expected)}
+    loaded = target.fresh()
+    _perturb(loaded, sampler)
+    _eval_call(target, loaded, x)  # fills any cache with the perturbed parameters
+    loaded.load_state_dict(original.state_dict())
+    differences["after load_state_dict"] = difference(_exported_output(target, loaded, x), expected)
+    stepped = target.fresh()
+    _eval_call(target, stepped, x)
+    x_loss = sampler.inputs(2)
+    stepped.train()
+    torch.manual_seed(sampler.seed)
+    with torch.enable_grad():
+        out = target.call(stepped, x_loss)
+    weights = sampler.normal(out.numel())
+    if out.requires_grad and _step(stepped, (out * weights.reshape(out.shape)).sum()):
+        got = _exported_output(target, stepped, x)
+        differences["after an optimizer step"] = difference(got, _eval_call(target, stepped, x))
+    return differences
+
+
+def check_export_faithful(target: Target, sampler: Sampler, precision: torch.dtype) -> ClaimResult:
+    """``export_faithful``: ``export()`` computes the target's current function."""
+    method = "export() output vs the target's evaluation output"
+    x = sampler.inputs(2)
+    n, m = _sizes(target, target.fresh(), x)
+    tolerance = network_tolerance(precision, n, m)
+    try:
+        differences = _export_differences(target, sampler, x)
+    except _ExportRefusedError as refusal:
+        return _result(EXPORT_FAITHFUL, None, tolerance, method, detail=f"inconclusive: {refusal}")
+    measured = max(differences.values())
+    detail, counterexample = "", None
+    if measured > tolerance:
+        where = next(name for name, value in differences.items() if value > tolerance)
+        if math.isinf(differences[where]):
+            detail = f"{where}, export() returned no module"
+        elif where == "fresh":
+            detail = "the exported module computes another function than the target"
+        else:
+            detail = (
+                f"{where}, the exported module computes another function: a stale kernel "
+                "(fresh, it matched)"
+            )
+        counterexample = _procedure(
+            EXPORT_FAITHFUL, sampler, x, measured, tolerance, detail, {"sequence": where}
+        )
+    return _result(
+        EXPORT_FAITHFUL,
+        measured,
+        tolerance,
+        f"{method} ({', '.join(differences)})",
+        counterexample,
+        detail,
+    )
+
+
 #: The behaviour checks by claim (``input_size_independent`` is the audit's own).
 BEHAVIOUR_CHECKS: dict[str, Callable[[Target, Sampler, torch.dtype], ClaimResult]] = {
     TRAIN_EVAL_CONSISTENT: check_train_eval,
     FRESH_AFTER_STEP: check_fresh_after_step,
     PARAMETER_COVERAGE: check_parameter_coverage,
     STATE_DICT_ROUNDTRIP: check_state_dict_roundtrip,
+    EXPORT_FAITHFUL: check_export_faithful,
 }

@@ -17,6 +17,9 @@ Behaviour claims (what a layer must do to be trusted in training):
 - ``parameter_coverage``: every parameter tensor influences the output.
 - ``state_dict_roundtrip``: loading a state dict (saved and read back with
   ``weights_only=True``) restores the function, also right after the load.
+- ``export_faithful``: a target with an ``export()`` (no arguments) exports plain modules
+  that compute its current function, also right after ``load_state_dict`` or an optimizer
+  step with no forward pass between (a stale exported kernel is a known failure).
 - ``input_size_independent``: the spectral claims hold at a second input size too.
 
 A target states its spectral claims with an attribute ``claims`` (any iterable of the names
@@ -36,6 +39,7 @@ __all__ = [
     "BEHAVIOUR_CLAIMS",
     "CLAIMS",
     "DESCRIPTIONS",
+    "EXPORT_FAITHFUL",
     "FRESH_AFTER_STEP",
     "GNP",
     "INPUT_SIZE_INDEPENDENT",
@@ -58,6 +62,7 @@ TRAIN_EVAL_CONSISTENT = "train_eval_consistent"
 FRESH_AFTER_STEP = "fresh_after_step"
 PARAMETER_COVERAGE = "parameter_coverage"
 STATE_DICT_ROUNDTRIP = "state_dict_roundtrip"
+EXPORT_FAITHFUL = "export_faithful"
 INPUT_SIZE_INDEPENDENT = "input_size_independent"
 
 #: Claims about the map itself, in the order they are checked.
@@ -68,6 +73,7 @@ BEHAVIOUR_CLAIMS: tuple[str, ...] = (
     FRESH_AFTER_STEP,
     PARAMETER_COVERAGE,
     STATE_DICT_ROUNDTRIP,
+    EXPORT_FAITHFUL,
     INPUT_SIZE_INDEPENDENT,
 )
 #: Every claim, in the order an audit checks them.
@@ -82,6 +88,7 @@ DESCRIPTIONS: dict[str, str] = {
     FRESH_AFTER_STEP: "after an optimizer step the evaluation output follows the new parameters",
     PARAMETER_COVERAGE: "every parameter tensor influences the output",
     STATE_DICT_ROUNDTRIP: "load_state_dict restores the function, also right after the load",
+    EXPORT_FAITHFUL: "export() computes the current function, also right after a load or step",
     INPUT_SIZE_INDEPENDENT: "the spectral claims also hold at a second input size",
 }
 

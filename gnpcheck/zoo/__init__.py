@@ -24,6 +24,7 @@ from gnpcheck.zoo.broken import (
     ReshapedNormConv2d,
     ReusedProjectorConv2d,
     StaleEvalCacheConv2d,
+    StaleExportConv2d,
     TruncatedExpConv2d,
 )
 from gnpcheck.zoo.good import GNPNetwork, OrthogonalConv2d, OrthogonalLinear
@@ -85,6 +86,13 @@ BROKEN: tuple[ZooEntry, ...] = (
         (4, 8, 8),
         "fresh_after_step",
         "evaluation cache never refreshed after an optimizer step",
+    ),
+    ZooEntry(
+        "StaleExportConv2d",
+        lambda s: StaleExportConv2d(4, s),
+        (4, 8, 8),
+        "export_faithful",
+        "export() copies the last forward's kernel: stale after load_state_dict",
     ),
     ZooEntry(
         "ReusedProjectorConv2d",

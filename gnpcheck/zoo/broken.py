@@ -6,6 +6,9 @@ breaks (``BROKEN`` in :mod:`gnpcheck.zoo` names it):
 - :class:`StaleEvalCacheConv2d` (``fresh_after_step``): caches its kernel on the first
   evaluation call and never refreshes it: after training steps, evaluation still uses the
   kernel of the first call.
+- :class:`StaleExportConv2d` (``export_faithful``): its ``export()`` copies the kernel its
+  last forward pass computed: right after ``load_state_dict`` (or an optimizer step) with no
+  forward in between, the exported convolution is the old layer's.
 - :class:`ReusedProjectorConv2d` (``parameter_coverage``): the loop that builds the kernel
   uses the first row projector twice and the second never; the kernel is still a BCOP
   kernel, hence orthogonal, so no spectral check can see it.
@@ -48,6 +51,7 @@ __all__ = [
     "ReshapedNormConv2d",
     "ReusedProjectorConv2d",
     "StaleEvalCacheConv2d",
+    "StaleExportConv2d",
     "TruncatedExpConv2d",
 ]
 
@@ -70,6 +74,26 @@ class StaleEvalCacheConv2d(OrthogonalConv2d):
                 self._eval_kernel = self.kernel().detach()
             kernel = self._eval_kernel
         return circular_conv2d(x, kernel) + self.bias.reshape(1, -1, 1, 1)
+
+
+class StaleExportConv2d(OrthogonalConv2d):
+    """:class:`~gnpcheck.zoo.good.OrthogonalConv2d` with an ``export()`` that reuses the
+    kernel of the last forward pass instead of building one from the current parameters."""
+
+    def __init__(self, channels: int = 4, seed: int = 0) -> None:
+        super().__init__(channels, seed)
+        self._last_kernel: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """As :class:`~gnpcheck.zoo.good.OrthogonalConv2d`, keeping the kernel it used."""
+        kernel = self.kernel()
+        self._last_kernel = kernel.detach()
+        return circular_conv2d(x, kernel) + self.bias.reshape(1, -1, 1, 1)
+
+    def export(self) -> nn.Module:
+        """An ``nn.Conv2d`` with the last forward's kernel and the current bias."""
+        kernel = self.kernel().detach() if self._last_kernel is None else self._last_kernel
+        return self._plain(kernel)
 
 
 class ReusedProjectorConv2d(OrthogonalConv2d):

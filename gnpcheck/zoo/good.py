@@ -61,6 +61,21 @@ class OrthogonalConv2d(nn.Module):
         """Circular cross-correlation with :meth:`kernel`, plus the bias."""
         return circular_conv2d(x, self.kernel()) + self.bias.reshape(1, -1, 1, 1)
 
+    def export(self) -> nn.Module:
+        """A plain ``nn.Conv2d`` (circular padding 1) with the current kernel and bias."""
+        return self._plain(self.kernel().detach())
+
+    def _plain(self, kernel: torch.Tensor) -> nn.Conv2d:
+        """``nn.Conv2d`` applying the taps-first ``kernel`` as :meth:`forward` does."""
+        n = kernel.shape[-1]
+        conv = nn.Conv2d(
+            n, n, 3, padding=1, padding_mode="circular", dtype=kernel.dtype, device=kernel.device
+        )
+        with torch.no_grad():
+            conv.weight.copy_(kernel.permute(2, 3, 0, 1))
+            conv.bias = nn.Parameter(self.bias.detach().clone())
+        return conv
+
 
 class OrthogonalLinear(nn.Module):
     """``x.flatten(1) @ exp(A - A^T)^T + b`` on ``features`` features: an orthogonal matrix."""

@@ -20,6 +20,7 @@ ABBREVIATIONS: dict[str, str] = {
     "fresh_after_step": "step",
     "parameter_coverage": "cover",
     "state_dict_roundtrip": "state",
+    "export_faithful": "exp",
     "input_size_independent": "size",
 }
 _MARKS = {"holds": "ok", "violated": "FAIL", "inconclusive": "?"}

@@ -29,7 +29,7 @@ def test_a_layer_that_holds_exits_zero(capsys: pytest.CaptureFixture[str]) -> No
     assert _run(["gnpcheck.zoo.good:OrthogonalConv2d", "--input-shape", "4,8,8"]) == EXIT_HOLDS
     out = capsys.readouterr().out
     assert out.startswith("audit of gnpcheck.zoo.good:OrthogonalConv2d on input 4x8x8")
-    assert "8 hold, 0 violated, 0 inconclusive" in out
+    assert "9 hold, 0 violated, 0 inconclusive" in out
 
 
 def test_a_violation_exits_one_and_writes_every_file(
@@ -98,7 +98,8 @@ def test_bare_audit_audits_the_zoo(
 ) -> None:
     import gnpcheck.zoo
 
-    monkeypatch.setattr(gnpcheck.zoo, "default_zoo", lambda: (GOOD[0], BROKEN[1]))
+    reused = next(entry for entry in BROKEN if entry.name == "ReusedProjectorConv2d")
+    monkeypatch.setattr(gnpcheck.zoo, "default_zoo", lambda: (GOOD[0], reused))
     assert _run(["--json", str(tmp_path / "zoo.json")]) == EXIT_HOLDS
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["layer", "lip"]

@@ -158,3 +158,77 @@ def test_not_applicable_claims_are_noted_or_inconclusive() -> None:
     explicit = audit(NoParameters(), (4, 6, 6), claims="parameter_coverage")
     assert explicit.verdict("parameter_coverage") == "inconclusive"
     assert not explicit.passed
+
+
+class _ExportedConv(nn.Module):
+    """A circular conv whose ``export()`` copies the kernel ``kind`` says: ``"current"``
+    (built from the parameters), ``"last_forward"`` (the kernel of the last call: stale
+    right after a load or a step), ``"scaled"`` (off by a factor), ``"refused"`` (raises),
+    ``"tensor"`` (returns the kernel, not a module)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(bcop_weight(4, 0))
+        self.kind = kind
+        self._last: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._last = self.weight.detach().clone()
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), self.weight)
+
+    def export(self) -> nn.Module:
+        if self.kind == "refused":
+            raise NotImplementedError("no plain form")
+        kernel = self.weight.detach()
+        if self.kind == "last_forward" and self._last is not None:
+            kernel = self._last
+        if self.kind == "tensor":
+            return kernel  # type: ignore[return-value]
+        conv = nn.Conv2d(4, 4, 3, padding=1, padding_mode="circular", bias=False)
+        with torch.no_grad():
+            conv.weight = nn.Parameter(kernel * (1.01 if self.kind == "scaled" else 1.0))
+        return conv
+
+
+def test_export_faithful_catches_stale_and_wrong_exports() -> None:
+    claim = "export_faithful"
+    assert _verdicts(_ExportedConv("current"), claim) == {claim: "holds"}
+    stale = audit(_ExportedConv("last_forward"), (4, 6, 6), claims=claim)
+    result = stale.result(claim)
+    assert result.verdict == "violated"
+    assert result.detail.startswith("after load_state_dict, the exported module computes")
+    assert result.detail.endswith("a stale kernel (fresh, it matched)")
+    counterexample = stale.counterexample(claim)
+    assert counterexample is not None
+    assert counterexample.replay(_ExportedConv("last_forward")).reproduced
+    assert not counterexample.replay(_ExportedConv("current")).reproduced
+    scaled = audit(_ExportedConv("scaled"), (4, 6, 6), claims=claim).result(claim)
+    assert scaled.verdict == "violated"
+    assert scaled.detail == "the exported module computes another function than the target"
+    tensor = audit(_ExportedConv("tensor"), (4, 6, 6), claims=claim).result(claim)
+    assert tensor.verdict == "violated"
+    assert tensor.detail == "fresh, export() returned no module"
+    refused = audit(_ExportedConv("refused"), (4, 6, 6), claims=claim).result(claim)
+    assert refused.verdict == "inconclusive"
+    assert "export() raised NotImplementedError: no plain form" in refused.detail
+
+
+def test_export_faithful_applies_only_to_an_export_without_arguments() -> None:
+    class NeedsChannels(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(bcop_weight(4, 0))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), self.weight)
+
+        def export(self, channels: int) -> nn.Module:
+            raise AssertionError("never called")
+
+    for module, reason in (
+        (orthogonal_conv(), "the target has no export()"),
+        (NeedsChannels(), "the target's export() needs arguments (channels)"),
+    ):
+        report = audit(module, (4, 6, 6))
+        assert "export_faithful" not in report.claims
+        assert f"export_faithful: not applicable ({reason})" in report.notes

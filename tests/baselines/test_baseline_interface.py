@@ -100,6 +100,19 @@ def test_export_is_plain_and_equal(cls: type[ConstrainedConv], config: tuple[Any
 
 
 @pytest.mark.parametrize("cls", LAYERS)
+def test_export_in_training_mode_is_the_evaluation_function(cls: type[ConstrainedConv]) -> None:
+    """Called on a layer still in training mode (OSSN normalizes by the stored vector
+    there, by a refined one in evaluation), export() gives what evaluation computes."""
+    layer = _build(cls, (3, 4, 3, 1, "circular"))
+    x = _input(3)
+    layer(x)
+    exported = layer.export()
+    assert layer.training
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), layer.eval()(x), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("cls", LAYERS)
 def test_export_after_load_state_dict_without_forward(cls: type[ConstrainedConv]) -> None:
     """A fresh layer that loads a trained state exports the trained function at once."""
     config = (3, 4, 3, 1, "circular")

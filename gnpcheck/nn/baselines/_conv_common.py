@@ -143,15 +143,21 @@ class BaselineConv2d(ConstrainedConv):
         y = self._linear(self._unshuffle(x), weight)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
+    def _evaluation_weight(self) -> torch.Tensor:
+        """The kernel the layer applies in evaluation mode, whatever its mode now (what
+        :meth:`export` copies); ``weight`` where the two modes apply the same kernel."""
+        return self.weight
+
     def export(self) -> nn.Module:
-        """Plain modules computing the same function with the current kernel.
+        """Plain modules computing the layer's evaluation-mode function with the current
+        kernel (also when called in training mode).
 
         Circular padding: ``nn.Conv2d(padding="same", padding_mode="circular")``, whose split
         is ``c`` before and ``K - 1 - c`` after for every kernel size. Zeros: ``nn.Conv2d``
         with ``padding=c`` for odd kernels, ``nn.ZeroPad2d`` then ``nn.Conv2d`` for even ones.
         ``nn.PixelUnshuffle(stride)`` comes first if ``stride > 1`` (in an ``nn.Sequential``).
         """
-        weight = self.weight.detach()
+        weight = self._evaluation_weight().detach()
         odd = all(k % 2 == 1 for k in self.inner_kernel_size)
         circular = self.padding == "circular"
         padding: str | tuple[int, int] = "same" if circular else (0, 0)

@@ -116,9 +116,16 @@ class OSSNConv2d(InputSizedConv2d):
     def weight(self) -> torch.Tensor:
         r""":math:`V / \max(1, \|A_V u\|)`, differentiable in ``V``: ``u`` the stored vector in
         training mode, refined by ``eval_power_iterations`` (not stored) in evaluation mode."""
+        return self._normalized(refined=not self.training)
+
+    def _evaluation_weight(self) -> torch.Tensor:
+        return self._normalized(refined=True)
+
+    def _normalized(self, refined: bool) -> torch.Tensor:
+        """``weight`` with ``u`` refined by ``eval_power_iterations`` or as stored."""
         self._inner_grid()
         u = self.power_vector.clone()
-        if not self.training:
+        if refined:
             u = self._iterate(u, self.eval_power_iterations)
         sigma: torch.Tensor = self._linear(u, self.raw_weight).norm()
         return self.raw_weight / sigma.clamp_min(1.0)
