@@ -141,7 +141,7 @@ def add_train_parsers(subparsers: Any) -> None:
     export.add_argument("checkpoint", type=Path)
     export.add_argument("--out", type=Path, required=True, help="the program file (e.g. net.pt2)")
     export.add_argument(
-        "--examples", type=int, default=256, help="test images to check on (default 256)"
+        "--examples", type=int, default=256, help="test images to check on (>= 2; default 256)"
     )
     export.add_argument("--data-dir", type=Path, help="MNIST directory")
 
@@ -235,8 +235,11 @@ def _run_export(args: argparse.Namespace) -> int:
     from gnpcheck.train.deploy import deploy
     from gnpcheck.train.loop import model_from_checkpoint
 
-    if args.examples < 1:
-        raise InvalidArgumentError(f"--examples={args.examples}, but it must be at least 1")
+    if args.examples < 2:
+        raise InvalidArgumentError(
+            f"--examples={args.examples}, but it must be at least 2 (the program is traced on "
+            "them with a free batch size)"
+        )
     config, model = model_from_checkpoint(args.checkpoint)
     images, _ = mnist_tensors("test", args.data_dir or config.data_dir, args.examples)
     print(deploy(model, images, args.out).to_text())

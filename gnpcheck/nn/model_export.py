@@ -86,12 +86,16 @@ def _check(name: str, layer: nn.Module, plain: nn.Module, x: torch.Tensor) -> No
     fan_in = max((p[0].numel() for p in plain.parameters() if p.ndim >= 2), default=1)
     scale = _absolute(plain)(x.abs())
     allowed = RECONSTRUCTION_FACTOR * fan_in * machine_epsilon(x.dtype) * scale
-    if got.shape != expected.shape or bool(((got - expected).abs() > allowed).any()):
-        difference = (got - expected).abs().max().item() if got.shape == expected.shape else None
+    where = f"layer {name!r} ({type(layer).__name__}): its export {type(plain).__name__}"
+    if got.shape != expected.shape:
         raise ExportMismatchError(
-            f"layer {name!r} ({type(layer).__name__}): its export {type(plain).__name__} "
-            f"differs from it by {difference} (shapes {tuple(got.shape)} and "
-            f"{tuple(expected.shape)}), more than the reconstruction bound allows"
+            f"{where} returns shape {tuple(got.shape)}, but the layer {tuple(expected.shape)}"
+        )
+    excess = (got - expected).abs() - allowed
+    if bool((excess > 0).any()):
+        raise ExportMismatchError(
+            f"{where} differs from it by up to {(got - expected).abs().max().item():.3g}, "
+            f"more than the reconstruction bound allows (by up to {excess.max().item():.3g})"
         )
 
 

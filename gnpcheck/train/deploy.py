@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn.model_export import export_model
 
 __all__ = ["Deployment", "deploy"]
@@ -43,9 +44,16 @@ def deploy(model: nn.Module, example: torch.Tensor, path: str | Path) -> Deploym
     """Write ``model`` (evaluation mode) as a ``torch.export`` program to ``path``.
 
     Raises:
-        InvalidTypeError, InvalidArgumentError, ExportMismatchError: from
-            :func:`~gnpcheck.nn.export_model`.
+        InvalidArgumentError: an example batch of fewer than 2 inputs (``torch.export``
+            would fix the batch size at 1).
+        InvalidTypeError, ExportMismatchError: from :func:`~gnpcheck.nn.export_model`,
+            which also raises InvalidArgumentError.
     """
+    if isinstance(example, torch.Tensor) and example.shape[:1] in ((), (0,), (1,)):
+        raise InvalidArgumentError(
+            f"example has shape {tuple(example.shape)}, but it must be a batch of at least 2 "
+            "inputs: traced on one, the program would take batches of 1 only"
+        )
     exported = export_model(model, example)
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(exported.module, (example,), dynamic_shapes=({0: batch},))

@@ -81,7 +81,11 @@ def test_a_wrong_export_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         return plain
 
     monkeypatch.setattr(layer, "export", perturbed)
-    with pytest.raises(ExportMismatchError, match=r"layer 'conv2' \(BCOPConv2d\)"):
+    with pytest.raises(ExportMismatchError, match=r"layer 'conv2' \(BCOPConv2d\).*differs"):
+        export_model(model, _mnist_batch(torch.float64, 0))
+    monkeypatch.setattr(layer, "export", nn.Identity)
+    shapes = r"Identity returns shape \(4, 16, 14, 14\), but the layer \(4, 32, 7, 7\)"
+    with pytest.raises(ExportMismatchError, match=shapes):
         export_model(model, _mnist_batch(torch.float64, 0))
 
 

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.models.architectures import small
 from gnpcheck.train.dataset import mnist_tensors
+from gnpcheck.train.deploy import deploy
 from gnpcheck.train.loop import model_from_checkpoint
 from gnpcheck.train_cli import main
 
@@ -132,8 +135,8 @@ def test_export_writes_a_program_that_runs_without_gnpcheck(
         ),
         (["train", "--out", "{dir}/new", "--conv", "dense"], "conv='dense', but it must be one of"),
         (
-            ["export", "{ckpt}", "--out", "{dir}/a.pt2", "--examples", "0"],
-            "--examples=0, but it must be at least 1",
+            ["export", "{ckpt}", "--out", "{dir}/a.pt2", "--examples", "1"],
+            "--examples=1, but it must be at least 2",
         ),
     ],
     ids=["layer", "checkpoint", "data", "setting", "examples"],
@@ -145,3 +148,9 @@ def test_errors_exit_2_with_a_message(
     filled = [a.format(ckpt=checkpoint, dir=tmp_path) for a in argv]
     assert main(filled) == 2
     assert message in capsys.readouterr().err
+
+
+def test_deploy_needs_a_batch_of_two(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"at least 2 inputs"):
+        deploy(small(), torch.rand(1, 1, 28, 28), tmp_path / "one.pt2")
+    assert not (tmp_path / "one.pt2").exists()
