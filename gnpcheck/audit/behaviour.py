@@ -24,8 +24,9 @@ enabled and the global random state seeded identically (inside the audit's forke
 - ``export_faithful``: the module returned by ``export()`` gives the target's evaluation
   output, in three sequences: a fresh target (after an evaluation forward); a copy with
   perturbed parameters and filled caches that loads the original's state dict, exported
-  with no forward in between; a target exported right after an SGD step (no forward in
-  between), against its evaluation output afterwards. An ``export()`` that raises makes the
+  with no forward in between (skipped if the load fails: ``state_dict_roundtrip`` reports
+  that); a target exported right after an SGD step (no forward in between, still in training
+  mode), against its evaluation output afterwards. An ``export()`` that raises makes the
   claim inconclusive (an explicit refusal); one that returns no module violates it.
 """
 
@@ -496,6 +497,16 @@ def _exported_output(target: Target, module: nn.Module, x: torch.Tensor) -> torc
     return _eval_call(target, plain, x)
 
 
+def _loads_state(module: nn.Module, original: nn.Module) -> bool:
+    """Whether ``module`` loads ``original``'s state dict (a failure is
+    ``state_dict_roundtrip``'s to report; this sequence is then skipped)."""
+    try:
+        module.load_state_dict(original.state_dict())
+    except Exception:
+        return False
+    return True
+
+
 def _export_differences(target: Target, sampler: Sampler, x: torch.Tensor) -> dict[str, float]:
     """The relative difference between export and target in each sequence (module doc);
     ``inf`` where ``export()`` returned no module.
@@ -513,8 +524,9 @@ def _export_differences(target: Target, sampler: Sampler, x: torch.Tensor) -> di
     loaded = target.fresh()
     _perturb(loaded, sampler)
     _eval_call(target, loaded, x)  # fills any cache with the perturbed parameters
-    loaded.load_state_dict(original.state_dict())
-    differences["after load_state_dict"] = difference(_exported_output(target, loaded, x), expected)
+    if _loads_state(loaded, original):
+        got = _exported_output(target, loaded, x)
+        differences["after load_state_dict"] = difference(got, expected)
     stepped = target.fresh()
     _eval_call(target, stepped, x)
     x_loss = sampler.inputs(2)

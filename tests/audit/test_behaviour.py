@@ -232,3 +232,15 @@ def test_export_faithful_applies_only_to_an_export_without_arguments() -> None:
         report = audit(module, (4, 6, 6))
         assert "export_faithful" not in report.claims
         assert f"export_faithful: not applicable ({reason})" in report.notes
+
+
+def test_export_faithful_skips_the_load_sequence_of_a_module_that_cannot_load() -> None:
+    class NoLoad(_ExportedConv):
+        def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("cannot load")
+
+    report = audit(NoLoad("current"), (4, 6, 6), claims="export_faithful,state_dict_roundtrip")
+    assert report.verdict("state_dict_roundtrip") == "violated"
+    export = report.result("export_faithful")
+    assert export.verdict == "holds"
+    assert export.method.endswith("(fresh, after an optimizer step)")
