@@ -10,6 +10,7 @@ from torch import nn
 
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 from gnpcheck.models.architectures import large, small
+from gnpcheck.models.components import LayerOptions
 from gnpcheck.nn import (
     BCOPConv1d,
     BCOPConv2d,
@@ -24,11 +25,14 @@ def _mnist_batch(dtype: torch.dtype, seed: int) -> torch.Tensor:
     return torch.rand(4, 1, 28, 28, dtype=dtype, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.parametrize("padding", ["circular", "same"])
 @pytest.mark.parametrize("build", [small, large])
 @pytest.mark.parametrize("conv", ["bcop", "ossn", "rko", "svcm"])
-def test_networks_export_to_plain_modules(build: object, conv: str) -> None:
+def test_networks_export_to_plain_modules(build: object, conv: str, padding: str) -> None:
+    """Each convolution with either padding, strided (even inner kernels) and not."""
     torch.manual_seed(0)
-    model = build(conv=conv).double()  # type: ignore[operator]
+    options = LayerOptions(padding=padding)  # type: ignore[arg-type]
+    model = build(conv=conv, options=options).double()  # type: ignore[operator]
     state = {key: value.clone() for key, value in model.state_dict().items()}
     exported = export_model(model, _mnist_batch(torch.float64, 0))
     assert not [m for m in exported.module.modules() if isinstance(m, EXPORTED_TYPES)]
