@@ -17,6 +17,7 @@ r"""The audit: which claims apply, what the target is, and each claim's verdict.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import math
@@ -110,22 +111,25 @@ def _not_applicable(
 
 
 def _export_missing(module: nn.Module) -> str | None:
-    """Why ``module`` has no ``export()`` to check (``None`` if it has one that takes no
-    arguments)."""
+    """Why ``module`` has no ``export()`` to check: none, one that takes arguments (a path to
+    write to, say: never called), or one that returns something other than a module (an
+    export of another kind); ``None`` if it has one to check. The probe calls ``export()``
+    on a copy; an ``export()`` that raises there is checked (the claim reports it)."""
     export = getattr(module, "export", None)
     if not callable(export):
         return "the target has no export()"
     try:
-        required = [
-            parameter.name
-            for parameter in inspect.signature(export).parameters.values()
-            if parameter.default is inspect.Parameter.empty
-            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-        ]
-    except (TypeError, ValueError):  # no signature to read: try it
+        parameters = list(inspect.signature(export).parameters)
+    except (TypeError, ValueError):  # no signature to read
+        return "the target's export() has no signature to read"
+    if parameters:
+        return f"the target's export() takes arguments ({', '.join(parameters)})"
+    try:
+        plain = copy.deepcopy(module).export()  # type: ignore[operator]
+    except Exception:
         return None
-    if required:
-        return f"the target's export() needs arguments ({', '.join(required)})"
+    if not isinstance(plain, nn.Module):
+        return f"the target's export() returns a {type(plain).__name__}, not an nn.Module"
     return None
 
 

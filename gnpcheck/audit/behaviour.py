@@ -27,7 +27,8 @@ enabled and the global random state seeded identically (inside the audit's forke
   with no forward in between (skipped if the load fails: ``state_dict_roundtrip`` reports
   that); a target exported right after an SGD step (no forward in between, still in training
   mode), against its evaluation output afterwards. An ``export()`` that raises makes the
-  claim inconclusive (an explicit refusal); one that returns no module violates it.
+  claim inconclusive (an explicit refusal); one that takes arguments, or returns something
+  other than a module, is not checked (the claim does not apply).
 """
 
 from __future__ import annotations
