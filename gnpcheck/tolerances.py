@@ -25,6 +25,7 @@ __all__ = [
     "matrix_orthogonality_tolerance",
     "orthogonality_tolerance",
     "projector_tolerance",
+    "reconstruction_tolerance",
     "smallest_subnormal",
 ]
 
@@ -101,6 +102,12 @@ def matrix_orthogonality_tolerance(dtype: Any, n: int) -> float:
 def projector_tolerance(dtype: Any, n: int) -> float:
     """Allowed ``max(||P - P^T||_2, ||P^2 - P||_2)`` for an n x n symmetric projector."""
     return PROJECTOR_FACTOR * n * machine_epsilon(dtype)
+
+
+def reconstruction_tolerance(dtype: Any, fan_in: int) -> float:
+    """Allowed difference between a layer's output and its reconstruction, per unit of
+    ``|W| |x| + |b|`` (the same layer with absolute weights on the absolute input)."""
+    return RECONSTRUCTION_FACTOR * fan_in * machine_epsilon(dtype)
 
 
 def gnp_tolerance(dtype: Any, output_size: int) -> float:

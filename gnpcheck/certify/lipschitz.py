@@ -37,7 +37,7 @@ from gnpcheck.errors import GnpcheckError, InvalidArgumentError
 from gnpcheck.nn import BjorckLinear, GroupSort, InvertibleDownsampling, MaxMin
 from gnpcheck.nn.base import ConstrainedConv
 from gnpcheck.nn.precision import parameter_dtypes, require_certifiable_arithmetic
-from gnpcheck.tolerances import RECONSTRUCTION_FACTOR, machine_epsilon
+from gnpcheck.tolerances import reconstruction_tolerance
 
 __all__ = [
     "KNOWN_ONE_LIPSCHITZ",
@@ -184,7 +184,7 @@ def _check_reconstruction(name: str, layer: nn.Module, x: torch.Tensor) -> None:
     bias = bias.detach() if isinstance(bias, torch.Tensor) else None
     rebuilt = reconstruct(layer, probe, weight, bias)
     scale = reconstruct(layer, probe.abs(), weight.abs(), None if bias is None else bias.abs())
-    allowed = RECONSTRUCTION_FACTOR * weight[0].numel() * machine_epsilon(x.dtype) * scale
+    allowed = reconstruction_tolerance(x.dtype, weight[0].numel()) * scale
     if output.shape != rebuilt.shape or bool(((output - rebuilt).abs() > allowed).any()):
         raise UncertifiableModelError(
             f"layer {name!r} ({type(layer).__name__}) does not compute the map its weight and "

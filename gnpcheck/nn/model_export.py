@@ -15,7 +15,7 @@ same ``fan_in`` products in other orders, so on input :math:`x` each output may 
 
 .. math:: 10 \cdot \mathrm{fan\_in} \cdot \varepsilon \cdot (|W| * |x| + |b|)
 
-(:data:`~gnpcheck.tolerances.RECONSTRUCTION_FACTOR`; :math:`|W| * |x| + |b|` is the export
+(:func:`~gnpcheck.tolerances.reconstruction_tolerance`; :math:`|W| * |x| + |b|` is the export
 with its parameters replaced by their absolute values, applied to :math:`|x|`), and a wrong
 export differs by far more. A layer outside this bound is named in an
 :class:`ExportMismatchError`; the network's own outputs are compared as well and their
@@ -34,7 +34,7 @@ from gnpcheck.errors import GnpcheckError, InvalidArgumentError, InvalidTypeErro
 from gnpcheck.nn.base import ConstrainedConv
 from gnpcheck.nn.downsampling import InvertibleDownsampling, InvertibleDownsampling1d
 from gnpcheck.nn.linear import BjorckLinear
-from gnpcheck.tolerances import RECONSTRUCTION_FACTOR, machine_epsilon
+from gnpcheck.tolerances import reconstruction_tolerance
 
 __all__ = ["EXPORTED_TYPES", "ExportMismatchError", "ExportedModel", "export_model"]
 
@@ -85,7 +85,7 @@ def _check(name: str, layer: nn.Module, plain: nn.Module, x: torch.Tensor) -> No
     expected, got = layer(x), plain(x)
     fan_in = max((p[0].numel() for p in plain.parameters() if p.ndim >= 2), default=1)
     scale = _absolute(plain)(x.abs())
-    allowed = RECONSTRUCTION_FACTOR * fan_in * machine_epsilon(x.dtype) * scale
+    allowed = reconstruction_tolerance(x.dtype, fan_in) * scale
     where = f"layer {name!r} ({type(layer).__name__}): its export {type(plain).__name__}"
     if got.shape != expected.shape:
         raise ExportMismatchError(
