@@ -54,11 +54,12 @@ class ExportMismatchError(GnpcheckError):
 @dataclass(frozen=True)
 class ExportedModel:
     """The plain copy of a network (evaluation mode), the names of the layers replaced in
-    it, and the largest absolute difference between its outputs and the network's on the
-    example."""
+    it, the network's own outputs on the example (evaluation mode), and the largest absolute
+    difference between the copy's outputs and those."""
 
     module: nn.Module
     replaced: tuple[str, ...]
+    outputs: torch.Tensor
     max_difference: float
 
 
@@ -173,4 +174,4 @@ def export_model(model: nn.Module, example: torch.Tensor) -> ExportedModel:
         got = copied.eval()(example)
     difference = float((got - expected).abs().max()) if got.numel() else 0.0
     replaced = tuple(name for _, names in targets.values() for name in names)
-    return ExportedModel(copied, replaced, difference)
+    return ExportedModel(copied, replaced, expected, difference)

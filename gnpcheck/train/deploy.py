@@ -9,7 +9,6 @@ network's. ``torch.export.load(path).module()`` then runs it with PyTorch alone.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +60,5 @@ def deploy(model: nn.Module, example: torch.Tensor, path: str | Path) -> Deploym
     torch.export.save(program, target)
     reloaded = torch.export.load(target).module()
     with torch.no_grad():
-        expected = copy.deepcopy(model).eval()(example)
-        difference = float((reloaded(example) - expected).abs().max())
+        difference = float((reloaded(example) - exported.outputs).abs().max())
     return Deployment(target, exported.replaced, difference)

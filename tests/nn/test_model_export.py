@@ -34,7 +34,8 @@ def test_networks_export_to_plain_modules(build: object, conv: str, padding: str
     options = LayerOptions(padding=padding)  # type: ignore[arg-type]
     model = build(conv=conv, options=options).double()  # type: ignore[operator]
     state = {key: value.clone() for key, value in model.state_dict().items()}
-    exported = export_model(model, _mnist_batch(torch.float64, 0))
+    example = _mnist_batch(torch.float64, 0)
+    exported = export_model(model, example)
     assert not [m for m in exported.module.modules() if isinstance(m, EXPORTED_TYPES)]
     assert exported.replaced[:2] == ("conv1", "conv2")
     assert exported.replaced[-1].startswith("linear")
@@ -42,6 +43,7 @@ def test_networks_export_to_plain_modules(build: object, conv: str, padding: str
     other = _mnist_batch(torch.float64, 1)
     with torch.no_grad():
         torch.testing.assert_close(exported.module(other), model.eval()(other), rtol=0, atol=1e-12)
+        torch.testing.assert_close(exported.outputs, model(example), rtol=0, atol=0)
     model.train()
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
