@@ -223,6 +223,32 @@ def _step(module: nn.Module, loss: torch.Tensor) -> bool:
     return True
 
 
+def _step_on(
+    target: Target,
+    sampler: Sampler,
+    module: nn.Module,
+    x_loss: torch.Tensor,
+    weights: torch.Tensor,
+    in_eval: bool,
+) -> bool:
+    """One :func:`_step` on the functional ``weights . module(x_loss)``, the forward in
+    evaluation mode or in training mode (seeded); False if no step could be taken."""
+    if in_eval:
+        module.eval()
+    else:
+        module.train()
+        torch.manual_seed(sampler.seed)
+    with torch.enable_grad():
+        out = target.call(module, x_loss)
+    return out.requires_grad and _step(module, (out * weights.reshape(out.shape)).sum())
+
+
+def _loss_weights(target: Target, sampler: Sampler, x_loss: torch.Tensor) -> torch.Tensor:
+    """The weights of the random linear functional of the output that the steps descend."""
+    with torch.no_grad():
+        return sampler.normal(target.call(target.fresh(), x_loss).numel())
+
+
 def _after_step(
     target: Target,
     sampler: Sampler,
@@ -235,18 +261,7 @@ def _after_step(
     could be taken along this sequence."""
     module = target.fresh()
     before = _eval_call(target, module, x)  # fills any evaluation cache
-    if in_eval:
-        module.eval()
-        with torch.enable_grad():
-            out = target.call(module, x_loss)
-    else:
-        module.train()
-        torch.manual_seed(sampler.seed)
-        with torch.enable_grad():
-            out = target.call(module, x_loss)
-    if not out.requires_grad:
-        return None
-    if not _step(module, (out * weights.reshape(out.shape)).sum()):
+    if not _step_on(target, sampler, module, x_loss, weights, in_eval):
         return None
     after = _eval_call(target, module, x)
     oracle = _train_call(target, copy.deepcopy(module), x, sampler.seed)
@@ -261,8 +276,7 @@ def check_fresh_after_step(target: Target, sampler: Sampler, precision: torch.dt
         detail = why or "training and evaluation modes differ, so training mode is no oracle"
         return _result(FRESH_AFTER_STEP, None, tolerance, method, detail=f"inconclusive: {detail}")
     x, x_loss = sampler.inputs(2), sampler.inputs(2)
-    with torch.no_grad():
-        weights = sampler.normal(target.call(target.fresh(), x_loss).numel())
+    weights = _loss_weights(target, sampler, x_loss)
     outcomes = {
         "train-mode step": _after_step(target, sampler, x, x_loss, weights, in_eval=False),
         "eval-mode step": _after_step(target, sampler, x, x_loss, weights, in_eval=True),
@@ -531,12 +545,8 @@ def _export_differences(target: Target, sampler: Sampler, x: torch.Tensor) -> di
     stepped = target.fresh()
     _eval_call(target, stepped, x)
     x_loss = sampler.inputs(2)
-    stepped.train()
-    torch.manual_seed(sampler.seed)
-    with torch.enable_grad():
-        out = target.call(stepped, x_loss)
-    weights = sampler.normal(out.numel())
-    if out.requires_grad and _step(stepped, (out * weights.reshape(out.shape)).sum()):
+    weights = _loss_weights(target, sampler, x_loss)
+    if _step_on(target, sampler, stepped, x_loss, weights, in_eval=False):
         got = _exported_output(target, stepped, x)
         differences["after an optimizer step"] = difference(got, _eval_call(target, stepped, x))
     return differences
