@@ -127,8 +127,7 @@ def evaluate_robustness(
             "batch_size >= 1"
         )
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
-    parameter = next(frozen.parameters())
-    device = parameter.device
+    device = next(frozen.parameters()).device
     require_certifiable_arithmetic(parameter_dtypes(frozen), device, "a certificate")
     generator = torch.Generator().manual_seed(seed)
     counts = torch.zeros(4, dtype=torch.long)
