@@ -106,7 +106,7 @@ def _write(path: Path, text: str) -> None:
 
 def _run_zoo(args: argparse.Namespace) -> int:
     from gnpcheck.zoo import default_zoo
-    from gnpcheck.zoo.run import ABBREVIATIONS, audit_zoo, zoo_table
+    from gnpcheck.zoo.run import LEGEND, audit_zoo, zoo_table
 
     if args.input_shape or args.claims or args.counterexamples or args.lipschitz is not None:
         return _fail("--input-shape, --claims, --lipschitz and --counterexamples need a target")
@@ -121,10 +121,7 @@ def _run_zoo(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - start:.1f} s)"
         + (f"; not as expected: {', '.join(wrong)}" if wrong else "")
     )
-    legend = ", ".join(
-        f"{short}: {claim}" for claim, short in ABBREVIATIONS.items() if short != claim
-    )
-    print(f"{legend}; ok holds, FAIL violated, ? inconclusive, - not checked")
+    print(LEGEND)
     if args.json:
         _write(
             args.json,

@@ -87,8 +87,10 @@ def _not_applicable(
     module = target.pristine
     if claim == FRESH_AFTER_STEP and not any(p.requires_grad for p in module.parameters()):
         return "the target has no trainable parameters"
-    if claim == PARAMETER_COVERAGE and not any(p.numel() for p in module.parameters()):
-        return "the target has no parameters"
+    if claim == PARAMETER_COVERAGE and not any(
+        p.numel() and p.requires_grad for p in module.parameters()
+    ):
+        return "the target has no trainable parameters"
     if claim == STATE_DICT_ROUNDTRIP and not module.state_dict():
         return "the target has an empty state dict"
     if claim == EXPORT_FAITHFUL:
@@ -365,6 +367,14 @@ def _run(
 ) -> tuple[list[ClaimResult], list[str], str, str | None, float]:
     """(results, notes, structure, target error, Lipschitz constant) for the chosen claims."""
     notes: list[str] = []
+    if target.coarser_buffers:
+        dtype = str(target.dtype).removeprefix("torch.")
+        notes.append(
+            f"buffers converted to {dtype} from a coarser dtype: "
+            f"{', '.join(target.coarser_buffers)}; what the module stored in them (a cached "
+            "weight, a basis computed when it was built) keeps that rounding, which a "
+            f"{dtype} tolerance can see: audit a factory (built in {dtype}) to tell the two apart"
+        )
     spectral = tuple(c for c in chosen if c in SPECTRAL_CLAIMS)
     try:
         analysis = run_before(

@@ -322,11 +322,13 @@ Unit = tuple[str, int | None]
 
 
 def _units(module: nn.Module) -> list[Unit]:
-    """The parts whose influence is checked: each slice along the first axis of a parameter
-    with two or more axes (stacked factors, rows of a matrix), else the whole tensor."""
+    """The parts whose influence is checked: each slice along the first axis of a trainable
+    parameter with two or more axes (stacked factors, rows of a matrix), else the whole
+    tensor. A parameter that does not require grad is state, not something training learns
+    (a power-iteration vector kept as a frozen parameter), and is not checked."""
     units: list[Unit] = []
     for name, p in module.named_parameters():
-        if p.numel() == 0:
+        if p.numel() == 0 or not p.requires_grad:
             continue
         if p.ndim >= 2 and p.shape[0] >= 2:
             units += [(name, i) for i in range(p.shape[0])]
@@ -340,7 +342,14 @@ def _label(unit: Unit) -> str:
     return name if index is None else f"{name}[{index}]"
 
 
-def _covered_by_gradient(target: Target, module: nn.Module, sampler: Sampler) -> set[Unit]:
+def _covered_by_gradient(
+    target: Target, module: nn.Module, sampler: Sampler, tolerance: float
+) -> set[Unit]:
+    """The units whose gradient shows influence: for the loss ``<f(x), w>`` of a random ``w``,
+    ``||g|| (rms + 1) > tolerance ||f(x)|| ||w||``, the first-order change of the loss under a
+    perturbation of the unit's own scale above the loss's rounding. A gradient at rounding
+    level (a parameter that cancels out, ``exp(-q) exp(q)``) is no evidence: such units are
+    left to the perturbation test."""
     parameters = dict(module.named_parameters())
     wanted = [name for name, p in parameters.items() if p.requires_grad and p.numel()]
     covered: set[Unit] = set()
@@ -352,17 +361,23 @@ def _covered_by_gradient(target: Target, module: nn.Module, sampler: Sampler) ->
             out = target.call(module, x)
             if not out.requires_grad or not wanted:
                 break
-            loss = (out * sampler.normal(*out.shape)).sum()
+            weights = sampler.normal(*out.shape)
+            loss = (out * weights).sum()
             grads = torch.autograd.grad(loss, [parameters[n] for n in wanted], allow_unused=True)
+        level = tolerance * float(out.detach().double().norm() * weights.double().norm())
         for name, g in zip(wanted, grads, strict=True):
             if g is None:
                 continue
-            nonzero = (g != 0).reshape(g.shape[0], -1).any(dim=1) if g.ndim >= 2 else None
-            if nonzero is None or g.shape[0] < 2:
-                if bool((g != 0).any()):
-                    covered.add((name, None))
-            else:
-                covered |= {(name, i) for i in range(g.shape[0]) if bool(nonzero[i])}
+            p = parameters[name].detach()
+            sliced = g.ndim >= 2 and g.shape[0] >= 2
+            rows = g.shape[0] if sliced else 1
+            norms = g.detach().double().reshape(rows, -1).norm(dim=1)
+            scales = p.double().reshape(rows, -1).pow(2).mean(dim=1).sqrt() + 1.0
+            shown = (norms * scales > level).tolist()
+            if sliced:
+                covered |= {(name, i) for i in range(rows) if shown[i]}
+            elif shown[0]:
+                covered.add((name, None))
     return covered
 
 
@@ -398,7 +413,7 @@ def check_parameter_coverage(
     x = sampler.inputs(2)
     n, m = _sizes(target, module, x)
     tolerance = network_tolerance(precision, n, m)
-    covered = _covered_by_gradient(target, module, sampler)
+    covered = _covered_by_gradient(target, module, sampler, tolerance)
     unused = [
         _label(unit)
         for unit in units

@@ -191,16 +191,18 @@ def nonfinite_result(
 def _pair_excess(
     f: Map, x: torch.Tensor, y: torch.Tensor, constant: float, precision: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per pair: the ratio, and how far it exceeds ``constant (1 + tolerance)``, relatively."""
+    """Per pair: the ratio, and how far it exceeds ``constant (1 + tolerance)``, relatively.
+    A pair of equal inputs (distance 0) is no evidence either way: ratio 0, excess -inf."""
     out = f(torch.cat([x, y]))
     fx, fy = out[: x.shape[0]], out[x.shape[0] :]
     distance = _batch_norms(x - y)
-    ratio = _batch_norms(fx - fy) / distance
+    apart = distance > 0
+    ratio = torch.where(apart, _batch_norms(fx - fy) / distance, 0.0)
     n, m = x[0].numel(), fx[0].numel()
     sums = _batch_norms(fx) + _batch_norms(fy)
     allowed = torch.tensor(
         [
-            pair_tolerance(precision, n, m, float(s), constant * float(d))
+            pair_tolerance(precision, n, m, float(s), constant * float(d)) if d > 0 else 0.0
             for s, d in zip(sums, distance, strict=True)
         ],
         dtype=torch.float64,
@@ -208,7 +210,7 @@ def _pair_excess(
     )
     excess = ratio / (constant * (1 + allowed)) - 1
     excess = torch.where(torch.isfinite(excess), excess, torch.full_like(excess, math.inf))
-    return ratio, excess
+    return ratio, torch.where(apart, excess, -math.inf)
 
 
 def _jacobian_vector(f: Map, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -253,10 +255,15 @@ def search_lipschitz(
         for distance in (1.0, 1e-1, 1e-2):
             candidates.append((x, x + sampler.inputs(k) * scale * distance))
     points = torch.cat([sampler.inputs(effort.jacobian_points), structured_inputs(sampler)[3:]])
-    v = _unit(sampler.normal(*points.shape))
+    start = _unit(sampler.normal(*points.shape))
+    v = start
     for _ in range(effort.power_steps):
         deadline.check("the Lipschitz search (local Jacobians)")
         v = _unit(_vector_jacobian(f, points, _jacobian_vector(f, points, v)))
+    # where the Jacobian is zero (a ReLU-like map at 0) the iteration ends at 0, and a pair
+    # along it would be no pair: such a point keeps its random starting direction
+    stalled = (_batch_norms(v) == 0).reshape(-1, *([1] * (v.ndim - 1))).to(v.device)
+    v = torch.where(stalled, start, v)
     size = _batch_norms(points).clamp_min(1.0).to(points.dtype).reshape(-1, *([1] * (v.ndim - 1)))
     for step in (1e-1, 1e-3):
         candidates.append((points, points + step * size * v))

@@ -1,9 +1,14 @@
 """The audited target: resolved, copied, converted, and called defensively.
 
 A target is an ``nn.Module``, a zero-argument factory returning one, or the string
-``"package.module:attribute"`` naming either. The audit never runs the caller's module: it
-deep-copies it once (:attr:`Target.pristine`, converted to the audit's dtype and device,
-never run) and every check works on a fresh deep copy of that (:meth:`Target.fresh`).
+``"package.module:attribute"`` naming either. A factory is called with PyTorch's default
+dtype set to the audit's (float32 or float64), so that what a module computes when it is
+built, such as a stored orthogonal basis or a cached weight, is computed in that precision.
+The audit never runs the caller's module: it deep-copies it once (:attr:`Target.pristine`,
+converted to the audit's dtype and device, never run) and every check works on a fresh deep
+copy of that (:meth:`Target.fresh`). Buffers that held a coarser dtype before the conversion
+are named (:attr:`Target.coarser_buffers`): state derived in that precision keeps its
+rounding, which a float64 audit can see.
 :func:`snapshot` and :func:`changed` tell whether the caller's module changed anyway.
 
 Calls go through :meth:`Target.call`, which turns what a target can do wrong into a
@@ -16,7 +21,8 @@ from __future__ import annotations
 import copy
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +156,34 @@ def changed(before: dict[str, torch.Tensor], module: nn.Module) -> tuple[str, ..
     )
 
 
+#: The dtypes a factory is built in (``torch.set_default_dtype`` takes these).
+DEFAULT_DTYPES = (torch.float32, torch.float64)
+
+
+@contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """PyTorch's default dtype set to ``dtype`` (one of :data:`DEFAULT_DTYPES`; any other
+    leaves it as it is) while the block runs, restored afterwards."""
+    previous = torch.get_default_dtype()
+    if dtype in DEFAULT_DTYPES:
+        torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def coarser_buffers(module: nn.Module, dtype: torch.dtype) -> tuple[str, ...]:
+    """Names of ``module``'s floating buffers whose dtype is coarser (a larger machine epsilon)
+    than ``dtype``."""
+    eps = torch.finfo(dtype).eps
+    return tuple(
+        name
+        for name, buffer in module.named_buffers()
+        if buffer.is_floating_point() and torch.finfo(buffer.dtype).eps > eps
+    )
+
+
 def _device_of(module: nn.Module) -> torch.device:
     for tensor in [*module.parameters(), *module.buffers()]:
         return tensor.device
@@ -166,6 +200,8 @@ class Target:
         pristine: a deep copy, converted to ``dtype`` and ``device``, never run.
         dtype: the floating dtype of the audit.
         device: where the audit runs it.
+        coarser_buffers: floating buffers that held a coarser dtype than ``dtype`` before the
+            conversion (their values keep that rounding).
     """
 
     name: str
@@ -173,6 +209,7 @@ class Target:
     pristine: nn.Module
     dtype: torch.dtype
     device: torch.device
+    coarser_buffers: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -182,7 +219,8 @@ class Target:
         device: str | torch.device | None = None,
         name: str | None = None,
     ) -> Target:
-        """Resolve, construct (calling a factory once) and copy ``target``.
+        """Resolve, construct (calling a factory once, with the default dtype set to
+        ``dtype``) and copy ``target``.
 
         Raises:
             InvalidArgumentError: a bad spec or dtype, or a CUDA device requested where
@@ -200,7 +238,8 @@ class Target:
         elif callable(resolved):
             factory: Callable[[], object] = resolved
             try:
-                made = factory()
+                with _default_dtype(dtype):
+                    made = factory()
             except Exception as error:
                 raise _explain(
                     error, "building it (calling the factory with no arguments)"
@@ -223,11 +262,12 @@ class Target:
                 f"the target could not be deep-copied ({type(error).__name__}: {error}); the "
                 "audit runs copies so that it never changes the caller's module"
             ) from None
+        coarser = coarser_buffers(pristine, dtype)
         try:
             pristine.to(device=where, dtype=dtype)
         except Exception as error:
             raise _explain(error, f"moving it to {where} in {dtype}") from None
-        return cls(label, module, pristine, dtype, where)
+        return cls(label, module, pristine, dtype, where, coarser)
 
     def fresh(self) -> nn.Module:
         """A new deep copy of :attr:`pristine`, in evaluation mode."""

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from gnpcheck.zoo.broken import (
+    CancelledRescalingLinear,
     FewIterationsBjorckLinear,
     FirstSizeNormConv2d,
     NaNRenormalizedMaxMin,
@@ -100,6 +101,13 @@ BROKEN: tuple[ZooEntry, ...] = (
         (4, 8, 8),
         "parameter_coverage",
         "one projector used twice, another never (still orthogonal)",
+    ),
+    ZooEntry(
+        "CancelledRescalingLinear",
+        lambda s: CancelledRescalingLinear(64, s),
+        (4, 4, 4),
+        "parameter_coverage",
+        "AOL rescaling whose learnable q cancels (exp(-s) * |W^T W| * exp(s))",
     ),
     ZooEntry(
         "FewIterationsBjorckLinear",

@@ -12,6 +12,11 @@ breaks (``BROKEN`` in :mod:`gnpcheck.zoo` names it):
 - :class:`ReusedProjectorConv2d` (``parameter_coverage``): the loop that builds the kernel
   uses the first row projector twice and the second never; the kernel is still a BCOP
   kernel, hence orthogonal, so no spectral check can see it.
+- :class:`CancelledRescalingLinear` (``parameter_coverage``): the AOL rescaling
+  :math:`t_i = \sum_j |W^T W|_{ij}\, q_j / q_i` with both :math:`q` factors broadcast along
+  the same axis, so that they cancel: the learnable :math:`\log q` never influences the
+  output, while the layer stays 1-Lipschitz (found in orthogonium 0.0.4's AOL and SLL
+  layers, docs/public_layers.rst).
 - :class:`FewIterationsBjorckLinear` (``lipschitz``): two Björck–Bowie iterations (order 2)
   from an unscaled, nearly orthogonal weight: :math:`\sigma_{\max}` stays slightly above 1.
 - :class:`TruncatedExpConv2d` (``lipschitz``): :math:`\exp(L)` of a skew-symmetric
@@ -45,6 +50,7 @@ from gnpcheck.zoo._parts import (
 from gnpcheck.zoo.good import OrthogonalConv2d
 
 __all__ = [
+    "CancelledRescalingLinear",
     "FewIterationsBjorckLinear",
     "FirstSizeNormConv2d",
     "NaNRenormalizedMaxMin",
@@ -143,6 +149,35 @@ class FewIterationsBjorckLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x.flatten(1) @ bjorck(W)^T + b``."""
         return x.flatten(1) @ _bjorck_order2(self.weight_tilde, self.iterations).T + self.bias
+
+
+class CancelledRescalingLinear(nn.Module):
+    r"""A 1-Lipschitz linear layer on the flattened input by AOL rescaling (Prach and Lampert,
+    2022): :math:`W \operatorname{diag}(t)^{-1/2}` with
+    :math:`t_i = \sum_j |W^T W|_{ij}\, q_j / q_i` and a learnable :math:`q = \exp(s)`, written
+    as ``exp(-s) * |W^T W| * exp(s)`` with ``s`` of shape ``(n, 1)``: both factors run along
+    the rows, so their product is 1 and :math:`s` never matters. Still 1-Lipschitz (it is
+    AOL with :math:`q = 1`); its gradient with respect to :math:`s` is rounding noise.
+    """
+
+    claims: ClassVar[frozenset[str]] = frozenset({"lipschitz"})
+
+    def __init__(self, features: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        scale = 1 / math.sqrt(features)
+        self.weight = nn.Parameter(random_tensor(generator, features, features, scale=scale))
+        self.log_q = nn.Parameter(random_tensor(generator, features, 1, scale=0.5))
+
+    def lipschitz_bound(self) -> float:
+        """1, as claimed."""
+        return 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x.flatten(1) @ (W diag(t)^{-1/2})^T``, ``t`` with the cancelling rescaling."""
+        gram = (self.weight.T @ self.weight).abs()
+        t = (torch.exp(-self.log_q) * gram * torch.exp(self.log_q)).sum(dim=1)
+        return x.flatten(1) @ (self.weight * t.rsqrt()).T
 
 
 class TruncatedExpConv2d(nn.Module):

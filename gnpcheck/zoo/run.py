@@ -9,7 +9,15 @@ from gnpcheck.audit import AuditReport, audit
 from gnpcheck.audit.claims import CLAIMS
 from gnpcheck.zoo import ZooEntry
 
-__all__ = ["ABBREVIATIONS", "ZooOutcome", "audit_entry", "audit_zoo", "zoo_table"]
+__all__ = [
+    "ABBREVIATIONS",
+    "LEGEND",
+    "ZooOutcome",
+    "aligned",
+    "audit_entry",
+    "audit_zoo",
+    "zoo_table",
+]
 
 #: Column headers of :func:`zoo_table`, one per claim.
 ABBREVIATIONS: dict[str, str] = {
@@ -24,6 +32,20 @@ ABBREVIATIONS: dict[str, str] = {
     "input_size_independent": "size",
 }
 _MARKS = {"holds": "ok", "violated": "FAIL", "inconclusive": "?"}
+#: What the columns and marks of a verdict table mean.
+LEGEND = (
+    ", ".join(f"{short}: {claim}" for claim, short in ABBREVIATIONS.items() if short != claim)
+    + "; ok holds, FAIL violated, ? inconclusive, - not checked"
+)
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` (the first one the header) as left-aligned columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
 
 
 @dataclass(frozen=True)
@@ -110,8 +132,4 @@ def zoo_table(outcomes: Sequence[ZooOutcome]) -> str:
                 f"{outcome.report.seconds:.1f}",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return aligned(rows)

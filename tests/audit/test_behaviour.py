@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gnpcheck.audit import audit
+from gnpcheck.zoo.broken import CancelledRescalingLinear
 
 from ._targets import Schedule, bcop_weight, orthogonal_conv
 
@@ -118,6 +119,37 @@ def test_a_parameter_with_zero_gradient_that_matters_is_covered() -> None:
             return x + torch.round(self.offset * 10)  # gradient 0, influence real
 
     assert _verdicts(Rounded(), "parameter_coverage") == {"parameter_coverage": "holds"}
+
+
+def test_a_parameter_whose_gradient_is_rounding_noise_is_not_covered() -> None:
+    # exp(-s) * |W^T W| * exp(s) along one axis: s cancels, its gradient is rounding noise,
+    # nonzero in most slices; each of its 64 slices must be named, not only the exact zeros
+    layer = CancelledRescalingLinear(64, seed=0)
+    result = audit(layer, (4, 4, 4), claims="parameter_coverage").result("parameter_coverage")
+    assert result.verdict == "violated"
+    assert result.measured == 64.0
+    assert result.detail == "no influence on the output: " + ", ".join(
+        f"log_q[{i}]" for i in range(64)
+    )
+
+
+def test_frozen_parameters_are_state_not_coverage() -> None:
+    class PowerIterationState(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = orthogonal_conv()
+            # a power-iteration vector kept as a frozen parameter, as some libraries do
+            self.u = nn.Parameter(torch.ones(4, 2, dtype=torch.float64), requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x)
+
+    assert _verdicts(PowerIterationState(), "parameter_coverage") == {"parameter_coverage": "holds"}
+    frozen = PowerIterationState()
+    frozen.conv.requires_grad_(False)
+    report = audit(frozen, (4, 6, 6), claims="parameter_coverage")
+    assert report.verdict("parameter_coverage") == "inconclusive"
+    assert "no trainable parameters" in report.result("parameter_coverage").detail
 
 
 class _ExtraState(nn.Module):

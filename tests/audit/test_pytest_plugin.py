@@ -61,7 +61,7 @@ def test_claims_that_do_not_apply_are_skipped_with_the_reason(project: pytest.Py
     )
     result.assert_outcomes(passed=4, skipped=4)
     result.stdout.fnmatch_lines(
-        ["*parameter_coverage: not applicable (the target has no parameters)*"]
+        ["*parameter_coverage: not applicable (the target has no trainable parameters)*"]
     )
 
 

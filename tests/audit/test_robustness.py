@@ -63,6 +63,40 @@ def test_a_factory_that_raises_is_reported() -> None:
     assert report.structure == "not built"
 
 
+class _StoredBasis(nn.Module):
+    """An orthogonal map whose basis is computed once, when it is built, in the default
+    dtype (as a parametrization's base or a cached weight is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.register_buffer("basis", torch.linalg.qr(torch.randn(8, 8, generator=generator))[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.basis.T
+
+
+def test_a_factory_is_built_in_the_audits_dtype_and_a_coarser_buffer_is_named() -> None:
+    assert audit(_StoredBasis, (8,), claims="orthogonal").passed
+    assert torch.get_default_dtype() == torch.float32  # restored
+    converted = audit(_StoredBasis(), (8,), claims="orthogonal")
+    assert converted.verdict("orthogonal") == "violated"  # float32 rounding, seen in float64
+    (note,) = converted.notes
+    assert note.startswith("buffers converted to float64 from a coarser dtype: basis;")
+    in_float32 = audit(_StoredBasis(), (8,), claims="orthogonal", dtype=torch.float32)
+    assert in_float32.passed
+    assert not in_float32.notes
+
+
+def test_the_default_dtype_is_restored_when_a_factory_raises() -> None:
+    def factory() -> nn.Module:
+        assert torch.get_default_dtype() == torch.float64
+        raise ValueError("no weights here")
+
+    assert audit(factory, (8,), claims="lipschitz").target_error is not None
+    assert torch.get_default_dtype() == torch.float32
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_target_that_needs_cuda_says_so() -> None:
     report = audit(NeedsCuda(), (4, 6, 6), claims="lipschitz")

@@ -34,6 +34,35 @@ def test_orthogonal_conv_and_maxmin_hold() -> None:
     assert report.result("gnp").evidence == "search"
 
 
+class _ConcatenatedReLU(nn.Module):
+    """``[relu(x), relu(-x)]``: 1-Lipschitz, GNP almost everywhere, Jacobian 0 at ``x = 0``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.relu(x), torch.relu(-x)], dim=1)
+
+
+def test_a_map_with_a_zero_jacobian_at_zero_is_searched_not_crashed() -> None:
+    # the local power iteration ends at 0 on the all-zero structured input: the pair along
+    # it keeps its random direction instead of collapsing to (x, x)
+    report = audit(_ConcatenatedReLU(), (16,), claims="lipschitz")
+    assert report.target_error is None
+    result = report.result("lipschitz")
+    assert result.verdict == "holds", report.to_text()
+    assert result.measured is not None
+    assert 0.9 < result.measured <= 1 + 1e-12
+
+
+def test_pairs_of_equal_inputs_are_no_evidence() -> None:
+    x = torch.randn(3, 4, dtype=torch.float64)
+    y = x.clone()
+    y[1] += 0.5
+    ratio, excess = _pair_excess(lambda t: 2 * t, x, y, 1.0, torch.float64)
+    assert ratio.tolist()[0::2] == [0.0, 0.0]
+    assert math.isclose(float(ratio[1]), 2.0)
+    assert excess.tolist()[0::2] == [-math.inf, -math.inf]
+    assert excess[1] > 0
+
+
 def test_a_doubled_relu_network_is_caught_with_a_pair() -> None:
     net = nn.Sequential(orthogonal_conv(seed=3, scale=2.0), nn.ReLU())
     report = audit(net, (4, 6, 6), claims="lipschitz,orthogonal,gnp")

@@ -1,0 +1,109 @@
+"""The audit on layers of public libraries (``benchmarks/audit_public_layers.py``,
+docs/public_layers.rst): for the versions the ``public`` extra installs, every finding the
+docs report is found again, with its evidence, and nothing else is violated."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from torch import nn
+
+from gnpcheck.audit import audit
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "audit_public_layers.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("audit_public_layers", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT_MODULE = _load()
+LAYERS = {f"{layer.distribution} {layer.name}": layer for layer in SCRIPT_MODULE.PUBLIC_LAYERS}
+
+
+def _audited(name: str) -> tuple[object, object]:
+    layer = LAYERS[name]
+    if not layer.installed():
+        pytest.skip(f"{layer.distribution} is not installed (pip install -e '.[public]')")
+    return layer, SCRIPT_MODULE.audit_layer(layer)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_each_public_layer_is_judged_as_the_docs_report(name: str) -> None:
+    layer, report = _audited(name)
+    assert SCRIPT_MODULE.agrees(layer, report), report.to_text()
+
+
+def test_deels_evaluation_weight_is_one_step_behind_the_parameters() -> None:
+    _, report = _audited("deel-torchlip SpectralLinear")
+    result = report.result("fresh_after_step")
+    assert "after the train-mode step" in result.detail
+    assert "a cached kernel is not refreshed" in result.detail
+    assert result.measured > 1e-3  # not rounding: a whole optimizer step
+    assert result.counterexample is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "unused"),
+    [
+        ("orthogonium AOLConv2D", [f"parametrizations.weight.0.q[{i}]" for i in range(8)]),
+        (
+            "orthogonium SDPBasedLipschitzResBlock",
+            [f"q[{i}]" for i in range(16)]
+            + [f"parametrizations.kernel.0.q[{i}]" for i in range(16)],
+        ),
+    ],
+)
+def test_orthogoniums_aol_rescaling_never_influences_the_output(
+    name: str, unused: list[str]
+) -> None:
+    _, report = _audited(name)
+    result = report.result("parameter_coverage")
+    assert result.detail == "no influence on the output: " + ", ".join(unused)
+
+
+def test_orthogoniums_householder_activation_contracts_every_gradient() -> None:
+    _, report = _audited("orthogonium HouseHolder")
+    gnp = report.result("gnp")
+    assert gnp.counterexample is not None
+    assert gnp.counterexample.measured == pytest.approx(2**-0.5, abs=1e-12)
+    assert report.verdict("lipschitz") == "holds"
+
+
+def test_geotorchs_first_row_is_unused_and_the_layer_orthogonal() -> None:
+    _, report = _audited("geotorch orthogonal(nn.Linear)")
+    result = report.result("parameter_coverage")
+    assert result.detail == "no influence on the output: parametrizations.weight.original[0]"
+    orthogonal = report.result("orthogonal")
+    assert orthogonal.verdict == "holds"
+    assert orthogonal.measured is not None
+    assert orthogonal.measured < 1e-13  # built in float64 by the factory
+
+
+def test_the_householder_activation_without_the_division_is_lipschitz_and_gnp() -> None:
+    layer = LAYERS["orthogonium HouseHolder"]
+    if not layer.installed():
+        pytest.skip("orthogonium is not installed (pip install -e '.[public]')")
+
+    class TimesRootTwo(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.activation = layer.build()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.activation(x) * math.sqrt(2)
+
+    report = audit(TimesRootTwo, layer.input_shape, claims="lipschitz,gnp")
+    assert report.passed, report.to_text()
