@@ -9,7 +9,9 @@ the claims its library's documentation makes for it plus every behaviour claim t
 applies. One row per layer: the verdicts (``-``: not applicable), the claims
 docs/public_layers.rst reports violated for the installed version (``findings``), and
 whether this run agrees. Prints, asserts
-nothing (``tests/audit/test_public_layers.py`` asserts the findings).
+nothing (``tests/audit/test_public_layers.py`` asserts the findings). Then the layers whose
+verdicts depend on their random initialization, audited on their spectral claims over
+``--seeds`` seeds.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ PUBLIC_LAYERS: tuple[PublicLayer, ...] = (
         ORTHOGONAL,
     ),
     _layer(
-        "AdaptiveOrthoConv2d stride 2",
+        "AdaptiveOrthoConv2d kernel 2 stride 2",
         "orthogonium",
         ORTHOGONIUM,
         "AdaptiveOrthoConv2d",
@@ -251,6 +253,17 @@ PUBLIC_LAYERS: tuple[PublicLayer, ...] = (
         "input_size_independent",
     ),
     _layer(
+        "HouseHolder_Order_2",
+        "orthogonium",
+        ORTHOGONIUM,
+        "HouseHolder_Order_2",
+        (8,),
+        CONV,
+        GNP,
+        "gnp",
+        "input_size_independent",
+    ),
+    _layer(
         "orthogonal(nn.Linear)",
         "geotorch",
         __name__,
@@ -261,6 +274,33 @@ PUBLIC_LAYERS: tuple[PublicLayer, ...] = (
         "parameter_coverage",
     ),
 )
+
+
+#: Layers whose verdict depends on the random initialization: audited on their spectral
+#: claims over many seeds (``--seeds``) instead of in the table.
+SURVEYED: tuple[PublicLayer, ...] = (
+    _layer(
+        "AdaptiveOrthoConv2d kernel 3 stride 2",
+        "orthogonium",
+        ORTHOGONIUM,
+        "AdaptiveOrthoConv2d",
+        (8, 32, 3),
+        CONV,
+        ORTHOGONAL,
+        "orthogonal",
+        "gnp",
+        stride=2,
+        padding=1,
+    ),
+)
+
+
+def survey(layer: PublicLayer, seeds: int) -> list[AuditReport]:
+    """The audits of ``layer`` on its spectral claims, one per seed ``0 .. seeds - 1`` (each
+    seed also draws the layer's initialization)."""
+    return [
+        audit(layer.build, layer.input_shape, claims=layer.claims, seed=s) for s in range(seeds)
+    ]
 
 
 def audit_layer(layer: PublicLayer, seed: int = 0) -> AuditReport:
@@ -311,7 +351,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="the audits' seed (default 0)")
     parser.add_argument("--only", default="", help="audit the rows whose name contains TEXT")
+    parser.add_argument(
+        "--seeds", type=int, default=10, help="seeds of the survey (default 10; 0: none)"
+    )
     args = parser.parse_args(argv)
+    if args.seeds < 0:
+        parser.error(f"--seeds={args.seeds}, but it must be 0 or more")
     head = ["library", "layer", *ABBREVIATIONS.values(), "findings", "this run", "seconds"]
     rows, missing, notes = [head], set(), []
     start = time.perf_counter()
@@ -335,6 +380,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(LEGEND.replace("- not checked", "- not applicable"))
     for note in notes:
         print(f"note: {note}")
+    for layer in SURVEYED:
+        if not args.seeds or args.only not in f"{layer.distribution} {layer.name}":
+            continue
+        if not layer.installed():
+            print(f"\n{layer.distribution} is not installed: {layer.name} not surveyed")
+            continue
+        print(f"\n{layer.distribution} {layer.version()} {layer.name}, seeds 0-{args.seeds - 1}:")
+        for seed, report in enumerate(survey(layer, args.seeds)):
+            figures = ", ".join(
+                f"{r.claim} {r.verdict} ({r.figure} {r.measured:.3g})"
+                for r in report.results
+                if r.measured is not None
+            )
+            print(f"   seed {seed}: {figures}")
 
 
 if __name__ == "__main__":

@@ -74,8 +74,9 @@ def test_orthogoniums_aol_rescaling_never_influences_the_output(
     assert result.detail == "no influence on the output: " + ", ".join(unused)
 
 
-def test_orthogoniums_householder_activation_contracts_every_gradient() -> None:
-    _, report = _audited("orthogonium HouseHolder")
+@pytest.mark.parametrize("name", ["orthogonium HouseHolder", "orthogonium HouseHolder_Order_2"])
+def test_orthogoniums_householder_activations_contract_every_gradient(name: str) -> None:
+    _, report = _audited(name)
     gnp = report.result("gnp")
     assert gnp.counterexample is not None
     assert gnp.counterexample.measured == pytest.approx(2**-0.5, abs=1e-12)
@@ -107,3 +108,28 @@ def test_the_householder_activation_without_the_division_is_lipschitz_and_gnp() 
 
     report = audit(TimesRootTwo, layer.input_shape, claims="lipschitz,gnp")
     assert report.passed, report.to_text()
+
+
+def test_orthogoniums_strided_aoc_is_not_orthogonal_at_random_initializations() -> None:
+    (layer,) = SCRIPT_MODULE.SURVEYED
+    if not layer.installed():
+        pytest.skip("orthogonium is not installed (pip install -e '.[public]')")
+    reports = SCRIPT_MODULE.survey(layer, 10)
+    assert {r.verdict("lipschitz") for r in reports} == {"holds"}
+    assert {r.verdict("orthogonal") for r in reports} == {"violated"}
+    deviations = sorted(r.result("orthogonal").measured for r in reports)
+    assert deviations[4] > 1e-3  # most by far more than rounding: not a tolerance question
+    # an independent oracle: the singular values of the dense operator of one initialization
+    torch.manual_seed(1)
+    torch.set_default_dtype(torch.float64)  # orthogonium runs in float64 only if built so
+    try:
+        module = layer.build().eval()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with torch.no_grad():
+        basis = torch.eye(512, dtype=torch.float64).reshape(512, *layer.input_shape)
+        sigma = torch.linalg.svdvals(
+            (module(basis) - module(torch.zeros_like(basis[:1]))).flatten(1)
+        )
+    assert float(sigma.max()) == pytest.approx(1.0, abs=1e-6)
+    assert float(sigma.min()) < 0.8
