@@ -441,7 +441,7 @@ def check_parameter_coverage(
         "parameter tensors or slices without influence",
         float(len(unused)),
         0.0,
-        "every parameter must matter",
+        "every trainable parameter must matter",
         method,
         "observed",
         detail,

@@ -14,7 +14,8 @@ Behaviour claims (what a layer must do to be trusted in training):
 - ``train_eval_consistent``: training and evaluation modes compute the same function.
 - ``fresh_after_step``: after an optimizer step, the evaluation output follows the new
   parameters (no stale cached kernel).
-- ``parameter_coverage``: every parameter tensor influences the output.
+- ``parameter_coverage``: every trainable parameter (each slice of a stacked one) influences
+  the output.
 - ``state_dict_roundtrip``: loading a state dict (saved and read back with
   ``weights_only=True``) restores the function, also right after the load.
 - ``export_faithful``: a target with an ``export()`` that takes no arguments and returns a
@@ -86,7 +87,7 @@ DESCRIPTIONS: dict[str, str] = {
     GNP: "||J(x)^T g|| = ||g|| for every input x and output gradient g",
     TRAIN_EVAL_CONSISTENT: "training and evaluation modes compute the same function",
     FRESH_AFTER_STEP: "after an optimizer step the evaluation output follows the new parameters",
-    PARAMETER_COVERAGE: "every parameter tensor influences the output",
+    PARAMETER_COVERAGE: "every trainable parameter (each slice of a stacked one) influences the output",
     STATE_DICT_ROUNDTRIP: "load_state_dict restores the function, also right after the load",
     EXPORT_FAITHFUL: "export() computes the current function, also right after a load or step",
     INPUT_SIZE_INDEPENDENT: "the spectral claims also hold at a second input size",
