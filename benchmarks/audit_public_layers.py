@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import torch
 from torch import nn
 
 from gnpcheck.audit import AuditReport, ClaimResult, audit
@@ -295,20 +296,25 @@ SURVEYED: tuple[PublicLayer, ...] = (
 )
 
 
-def survey(layer: PublicLayer, seeds: int) -> list[AuditReport]:
-    """The audits of ``layer`` on its spectral claims, one per seed ``0 .. seeds - 1`` (each
-    seed also draws the layer's initialization)."""
+def survey(layer: PublicLayer, seeds: int, dtype: torch.dtype = torch.float64) -> list[AuditReport]:
+    """The audits of ``layer`` on its spectral claims in ``dtype``, one per seed
+    ``0 .. seeds - 1`` (each seed also draws the layer's initialization)."""
     return [
-        audit(layer.build, layer.input_shape, claims=layer.claims, seed=s) for s in range(seeds)
+        audit(layer.build, layer.input_shape, claims=layer.claims, dtype=dtype, seed=s)
+        for s in range(seeds)
     ]
 
 
-def audit_layer(layer: PublicLayer, seed: int = 0) -> AuditReport:
-    """The audit of ``layer`` (built by its factory) on its claims and the behaviour claims."""
+def audit_layer(
+    layer: PublicLayer, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> AuditReport:
+    """The audit of ``layer`` (built by its factory, in ``dtype``) on its claims and the
+    behaviour claims."""
     return audit(
         layer.build,
         layer.input_shape,
         claims=layer.claims + BEHAVIOUR,
+        dtype=dtype,
         seed=seed,
         name=f"{layer.distribution} {layer.name}",
     )
@@ -354,9 +360,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--seeds", type=int, default=10, help="seeds of the survey (default 10; 0: none)"
     )
+    parser.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="the audits' dtype, which the layers are built in (default float64; the findings "
+        "reported are float64's)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 0:
         parser.error(f"--seeds={args.seeds}, but it must be 0 or more")
+    dtype = getattr(torch, args.dtype)
     head = ["library", "layer", *ABBREVIATIONS.values(), "findings", "this run", "seconds"]
     rows, missing, notes = [head], set(), []
     start = time.perf_counter()
@@ -366,14 +380,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not layer.installed():
             missing.add(layer.distribution)
             continue
-        report = audit_layer(layer, args.seed)
+        report = audit_layer(layer, args.seed, dtype)
         rows.append(_row(layer, report))
         notes += [f"{layer.distribution} {layer.name}: {note}" for note in report.notes]
         if report.target_error:
             notes.append(f"{layer.distribution} {layer.name}: {report.target_error}")
     print(aligned(rows))
     print(
-        f"\n{len(rows) - 1} layers audited (seed {args.seed}; {time.perf_counter() - start:.1f} s)"
+        f"\n{len(rows) - 1} layers audited ({args.dtype}, seed {args.seed}; "
+        f"{time.perf_counter() - start:.1f} s)"
     )
     if missing:
         print("not installed, skipped: " + ", ".join(sorted(missing)))
@@ -387,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"\n{layer.distribution} is not installed: {layer.name} not surveyed")
             continue
         print(f"\n{layer.distribution} {layer.version()} {layer.name}, seeds 0-{args.seeds - 1}:")
-        for seed, report in enumerate(survey(layer, args.seeds)):
+        for seed, report in enumerate(survey(layer, args.seeds, dtype)):
             figures = ", ".join(
                 f"{r.claim} {r.verdict} ({r.figure} {r.measured:.3g})"
                 for r in report.results

@@ -33,16 +33,17 @@ SCRIPT_MODULE = _load()
 LAYERS = {f"{layer.distribution} {layer.name}": layer for layer in SCRIPT_MODULE.PUBLIC_LAYERS}
 
 
-def _audited(name: str) -> tuple[object, object]:
+def _audited(name: str, dtype: torch.dtype = torch.float64) -> tuple[object, object]:
     layer = LAYERS[name]
     if not layer.installed():
         pytest.skip(f"{layer.distribution} is not installed (pip install -e '.[public]')")
-    return layer, SCRIPT_MODULE.audit_layer(layer)
+    return layer, SCRIPT_MODULE.audit_layer(layer, dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_each_public_layer_is_judged_as_the_docs_report(name: str) -> None:
-    layer, report = _audited(name)
+def test_each_public_layer_is_judged_as_the_docs_report(name: str, dtype: torch.dtype) -> None:
+    layer, report = _audited(name, dtype)
     assert SCRIPT_MODULE.agrees(layer, report), report.to_text()
 
 
