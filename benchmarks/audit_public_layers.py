@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from gnpcheck.audit import AuditReport, ClaimResult, audit
-from gnpcheck.zoo.run import ABBREVIATIONS, LEGEND, aligned
+from gnpcheck.audit.table import ABBREVIATIONS, LEGEND, aligned, claim_marks
 
 #: The behaviour claims every row checks (each one only where it applies).
 BEHAVIOUR = (
@@ -334,18 +334,11 @@ def agrees(layer: PublicLayer, report: AuditReport) -> bool:
     return report.target_error is None and not undecided and violated == set(layer.findings)
 
 
-def _mark(result: ClaimResult | None) -> str:
-    if result is None or _not_applicable(result):
-        return "-"
-    return {"holds": "ok", "violated": "FAIL"}.get(result.verdict, "?")
-
-
 def _row(layer: PublicLayer, report: AuditReport) -> list[str]:
-    results = {r.claim: r for r in report.results}
     return [
         f"{layer.distribution} {layer.version()}",
         layer.name,
-        *(_mark(results.get(claim)) for claim in ABBREVIATIONS),
+        *claim_marks(report),
         ", ".join(layer.findings) or "(all hold)",
         "as reported" if agrees(layer, report) else "DIFFERS",
         f"{report.seconds:.1f}",
@@ -392,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     if missing:
         print("not installed, skipped: " + ", ".join(sorted(missing)))
-    print(LEGEND.replace("- not checked", "- not applicable"))
+    print(LEGEND)
     for note in notes:
         print(f"note: {note}")
     for layer in SURVEYED:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from gnpcheck.audit.claims import CLAIMS, DESCRIPTIONS
+from gnpcheck.audit.report import AuditReport
 from gnpcheck.errors import GnpcheckError
 
 __all__ = ["EXIT_ERROR", "EXIT_HOLDS", "EXIT_VIOLATED", "add_audit_parser", "run_audit_command"]
@@ -78,10 +79,19 @@ def add_audit_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
     parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="audit with seeds SEED .. SEED+N-1 (a factory's initialization is drawn anew for "
+        "each): a table of their verdicts, then the first violating seed's report (default 1)",
+    )
+    parser.add_argument(
         "--dtype",
         choices=sorted(_DTYPES),
         default="float64",
-        help="dtype the target is converted to (default float64)",
+        help="dtype of the audit: a factory builds the target in it, a module is converted to "
+        "it (default float64)",
     )
     parser.add_argument(
         "--lipschitz",
@@ -105,8 +115,9 @@ def _write(path: Path, text: str) -> None:
 
 
 def _run_zoo(args: argparse.Namespace) -> int:
+    from gnpcheck.audit.table import LEGEND
     from gnpcheck.zoo import default_zoo
-    from gnpcheck.zoo.run import LEGEND, audit_zoo, zoo_table
+    from gnpcheck.zoo.run import audit_zoo, zoo_table
 
     if args.input_shape or args.claims or args.counterexamples or args.lipschitz is not None:
         return _fail("--input-shape, --claims, --lipschitz and --counterexamples need a target")
@@ -153,24 +164,34 @@ def run_audit_command(args: argparse.Namespace) -> int:
         return _run_zoo(args)
     if not args.input_shape:
         return _fail("--input-shape is required with a target, e.g. --input-shape 16,32,32")
+    if args.seeds < 1:
+        return _fail(f"--seeds={args.seeds}, but it must be at least 1")
+    reports = []
     try:
-        report = audit(
-            args.target,
-            args.input_shape,
-            claims=args.claims,
-            dtype=_DTYPES[args.dtype],
-            seed=args.seed,
-            time_budget=args.time_budget,
-            lipschitz_constant=args.lipschitz,
-            device=args.device,
-        )
+        for seed in range(args.seed, args.seed + args.seeds):
+            reports.append(
+                audit(
+                    args.target,
+                    args.input_shape,
+                    claims=args.claims,
+                    dtype=_DTYPES[args.dtype],
+                    seed=seed,
+                    time_budget=args.time_budget,
+                    lipschitz_constant=args.lipschitz,
+                    device=args.device,
+                )
+            )
     except (GnpcheckError, ValueError, TypeError) as error:
         return _fail(str(error))
+    report = next((r for r in reports if r.violated or r.mutated), reports[0])
+    if len(reports) > 1:
+        print(_seed_table(reports, args.seed) + "\n")
     print(report.to_text())
     if args.json:
-        _write(args.json, report.to_json())
+        texts = [r.to_json() for r in reports]
+        _write(args.json, texts[0] if len(texts) == 1 else "[\n" + ",\n".join(texts) + "\n]")
     if args.markdown:
-        _write(args.markdown, report.to_markdown())
+        _write(args.markdown, "\n\n".join(r.to_markdown() for r in reports))
     if args.counterexamples:
         for result in report.results:
             if result.counterexample is not None:
@@ -178,6 +199,23 @@ def run_audit_command(args: argparse.Namespace) -> int:
                 print(f"counterexample of {result.claim}: {path}")
     if report.target_error is not None:
         print(f"gnpcheck audit: target error: {report.target_error}", file=sys.stderr)
-    if report.violated or report.mutated:
+    if any(r.violated or r.mutated for r in reports):
         return EXIT_VIOLATED
-    return EXIT_HOLDS if report.passed else EXIT_ERROR
+    return EXIT_HOLDS if all(r.passed for r in reports) else EXIT_ERROR
+
+
+def _seed_table(reports: list[AuditReport], first: int) -> str:
+    """One row per seed (its verdict marks), then how many seeds violate each claim."""
+    from gnpcheck.audit.table import ABBREVIATIONS, LEGEND, aligned, claim_marks
+
+    rows = [["seed", *ABBREVIATIONS.values(), "seconds"]]
+    for seed, report in enumerate(reports, start=first):
+        rows.append([str(seed), *claim_marks(report), f"{report.seconds:.1f}"])
+    counts = {
+        claim: sum(r.verdict(claim) == "violated" for r in reports if claim in r.claims)
+        for claim in ABBREVIATIONS
+    }
+    violated = [f"{claim} at {n} of {len(reports)} seeds" for claim, n in counts.items() if n]
+    summary = "violated: " + ", ".join(violated) if violated else "no claim violated at any seed"
+    shown = next((s for s, r in enumerate(reports, start=first) if r.violated or r.mutated), first)
+    return f"{aligned(rows)}\n{LEGEND}\n{summary}; the report of seed {shown} follows"

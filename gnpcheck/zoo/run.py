@@ -6,46 +6,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from gnpcheck.audit import AuditReport, audit
-from gnpcheck.audit.claims import CLAIMS
+from gnpcheck.audit.table import ABBREVIATIONS, aligned, claim_marks
 from gnpcheck.zoo import ZooEntry
 
-__all__ = [
-    "ABBREVIATIONS",
-    "LEGEND",
-    "ZooOutcome",
-    "aligned",
-    "audit_entry",
-    "audit_zoo",
-    "zoo_table",
-]
-
-#: Column headers of :func:`zoo_table`, one per claim.
-ABBREVIATIONS: dict[str, str] = {
-    "lipschitz": "lip",
-    "orthogonal": "orth",
-    "gnp": "gnp",
-    "train_eval_consistent": "t/e",
-    "fresh_after_step": "step",
-    "parameter_coverage": "cover",
-    "state_dict_roundtrip": "state",
-    "export_faithful": "exp",
-    "input_size_independent": "size",
-}
-_MARKS = {"holds": "ok", "violated": "FAIL", "inconclusive": "?"}
-#: What the columns and marks of a verdict table mean.
-LEGEND = (
-    ", ".join(f"{short}: {claim}" for claim, short in ABBREVIATIONS.items() if short != claim)
-    + "; ok holds, FAIL violated, ? inconclusive, - not checked"
-)
-
-
-def aligned(rows: Sequence[Sequence[str]]) -> str:
-    """``rows`` (the first one the header) as left-aligned columns, two spaces apart."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+__all__ = ["ZooOutcome", "audit_entry", "audit_zoo", "zoo_table"]
 
 
 @dataclass(frozen=True)
@@ -113,12 +77,11 @@ def audit_zoo(
 
 
 def zoo_table(outcomes: Sequence[ZooOutcome]) -> str:
-    """One row per outcome: the verdict on each claim (``ok``, ``FAIL``, ``?``, ``-`` when not
-    checked), what had to be found, and whether it was."""
+    """One row per outcome: the verdict on each claim (:func:`~gnpcheck.audit.table.claim_marks`),
+    what had to be found, and whether it was."""
     head = ["layer", *ABBREVIATIONS.values(), "must find", "result", "seconds"]
     rows = [head]
     for outcome in outcomes:
-        verdicts = {r.claim: _MARKS[r.verdict] for r in outcome.report.results}
         expected = outcome.entry.expected or ("all hold" if outcome.entry.judged else "-")
         verdict = {True: "as expected", False: "WRONG", None: "reported"}[outcome.as_expected]
         if outcome.report.target_error:
@@ -126,7 +89,7 @@ def zoo_table(outcomes: Sequence[ZooOutcome]) -> str:
         rows.append(
             [
                 outcome.entry.name,
-                *(verdicts.get(claim, "-") for claim in CLAIMS),
+                *claim_marks(outcome.report),
                 expected,
                 verdict,
                 f"{outcome.report.seconds:.1f}",

@@ -17,6 +17,7 @@ __all__ = [
     "NeedsCuda",
     "Raises",
     "ReturnsTuple",
+    "SometimesExpanding",
     "bcop_weight",
     "make_orthogonal_conv",
     "orthogonal_conv",
@@ -49,6 +50,20 @@ def orthogonal_conv(
 def make_orthogonal_conv() -> nn.Conv2d:
     """A zero-argument factory (for ``module:factory`` specs)."""
     return orthogonal_conv()
+
+
+class SometimesExpanding(nn.Module):
+    """The identity on 4 features times ``1 + 0.1 (u - 1/2)``, ``u`` uniform from the global
+    generator when built: 1-Lipschitz exactly when ``u <= 1/2``, so the verdict depends on
+    the seed an audit builds it with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = 1 + 0.1 * (float(torch.rand(())) - 0.5)
+        self.weight = nn.Parameter(torch.eye(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight.T * self.scale
 
 
 class Schedule:

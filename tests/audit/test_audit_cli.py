@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from gnpcheck.audit import Counterexample
 from gnpcheck.audit_cli import (
@@ -64,6 +65,35 @@ def test_a_violation_exits_one_and_writes_every_file(
     assert "| lipschitz | **violated** |" in (tmp_path / "r.md").read_text()
     saved = Counterexample.load(tmp_path / "ce" / "lipschitz.pt")
     assert saved.replay("gnpcheck.zoo.broken:ReshapedNormConv2d").reproduced
+
+
+def test_seeds_audit_each_initialization_and_show_the_first_violating_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expanding = []
+    for seed in range(3, 9):  # the audit builds a factory in its dtype: the draw is float64's
+        torch.manual_seed(seed)
+        expanding.append(float(torch.rand((), dtype=torch.float64)) > 0.5)
+    assert sorted(set(expanding)) == [False, True]  # the seeds below show both verdicts
+    spec = "audit._targets:SometimesExpanding"
+    argv = [spec, "--input-shape", "4", "--claims", "lipschitz", "--seed", "3", "--seeds", "6"]
+    assert _run([*argv, "--json", str(tmp_path / "r.json")]) == EXIT_VIOLATED
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()][:6]
+    assert [row[0] for row in rows] == [str(seed) for seed in range(3, 9)]
+    assert [row[1] == "FAIL" for row in rows] == expanding
+    first = 3 + expanding.index(True)
+    assert f"violated: lipschitz at {sum(expanding)} of 6 seeds; the report of seed {first}" in out
+    assert f"audit of {spec} on input 4 (float64, cpu, seed {first})" in out
+    reports = json.loads((tmp_path / "r.json").read_text())
+    assert [r["seed"] for r in reports] == list(range(3, 9))
+    holding = 3 + expanding.index(False)
+    assert _run([spec, "--input-shape", "4", "--claims", "lipschitz", "--seed", str(holding)]) == (
+        EXIT_HOLDS
+    )
+    capsys.readouterr()
+    assert _run([*argv[:-1], "0"]) == EXIT_ERROR
+    assert "--seeds=0, but it must be at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
