@@ -1,17 +1,16 @@
 """Audit the layers of public Lipschitz-layer libraries (docs/public_layers.rst).
 
     pip install -e ".[public]"        # the library versions the docs report
-    python benchmarks/audit_public_layers.py [--seed S] [--only TEXT]
+    python benchmarks/audit_public_layers.py [--seed S] [--seeds N] [--dtype D] [--only TEXT]
 
 Installs nothing: audits the layers of whichever of deel-torchlip, orthogonium and geotorch
-are importable, each built by a factory (so in float64: the audit's dtype) and checked on
-the claims its library's documentation makes for it plus every behaviour claim that
-applies. One row per layer: the verdicts (``-``: not applicable), the claims
+are installed, each built by a factory in the audit's dtype (float64 unless ``--dtype``)
+and checked on the claims its library's documentation makes for it plus every behaviour
+claim that applies. One row per layer: the verdicts (``-``: not applicable), the claims
 docs/public_layers.rst reports violated for the installed version (``findings``), and
-whether this run agrees. Prints, asserts
-nothing (``tests/audit/test_public_layers.py`` asserts the findings). Then the layers whose
-verdicts depend on their random initialization, audited on their spectral claims over
-``--seeds`` seeds.
+whether this run agrees. Then the layers whose verdicts depend on their random
+initialization, audited on their spectral claims over ``--seeds`` seeds. Prints, asserts
+nothing (``tests/audit/test_public_layers.py`` asserts the findings).
 """
 
 from __future__ import annotations
@@ -84,10 +83,10 @@ class PublicLayer:
         return made
 
     def installed(self) -> bool:
-        """Whether the library imports."""
+        """Whether :attr:`distribution` is installed."""
         try:
-            importlib.import_module(self.module)
-        except ImportError:
+            importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
             return False
         return True
 
