@@ -183,9 +183,10 @@ def run_audit_command(args: argparse.Namespace) -> int:
             )
     except (GnpcheckError, ValueError, TypeError) as error:
         return _fail(str(error))
-    report = next((r for r in reports if r.violated or r.mutated), reports[0])
+    shown = next((i for i, r in enumerate(reports) if r.violated or r.mutated), 0)
+    report = reports[shown]
     if len(reports) > 1:
-        print(_seed_table(reports, args.seed) + "\n")
+        print(_seed_table(reports, args.seed, args.seed + shown) + "\n")
     print(report.to_text())
     if args.json:
         texts = [r.to_json() for r in reports]
@@ -204,8 +205,9 @@ def run_audit_command(args: argparse.Namespace) -> int:
     return EXIT_HOLDS if all(r.passed for r in reports) else EXIT_ERROR
 
 
-def _seed_table(reports: list[AuditReport], first: int) -> str:
-    """One row per seed (its verdict marks), then how many seeds violate each claim."""
+def _seed_table(reports: list[AuditReport], first: int, shown: int) -> str:
+    """One row per seed from ``first`` (its verdict marks), how many seeds violate each claim,
+    and which seed's report follows (``shown``)."""
     from gnpcheck.audit.table import ABBREVIATIONS, LEGEND, aligned, claim_marks
 
     rows = [["seed", *ABBREVIATIONS.values(), "seconds"]]
@@ -217,5 +219,4 @@ def _seed_table(reports: list[AuditReport], first: int) -> str:
     }
     violated = [f"{claim} at {n} of {len(reports)} seeds" for claim, n in counts.items() if n]
     summary = "violated: " + ", ".join(violated) if violated else "no claim violated at any seed"
-    shown = next((s for s, r in enumerate(reports, start=first) if r.violated or r.mutated), first)
     return f"{aligned(rows)}\n{LEGEND}\n{summary}; the report of seed {shown} follows"
