@@ -1,6 +1,6 @@
 """Audit the layers of public Lipschitz-layer libraries (docs/public_layers.rst).
 
-    pip install -e ".[public]"        # the library versions the docs report
+    pip install -c constraints.txt -e ".[public]"   # the versions the docs report
     python benchmarks/audit_public_layers.py [--seed S] [--seeds N] [--dtype D] [--only TEXT]
 
 Installs nothing: audits the layers of whichever of deel-torchlip, orthogonium and geotorch

@@ -36,7 +36,9 @@ LAYERS = {f"{layer.distribution} {layer.name}": layer for layer in SCRIPT_MODULE
 def _audited(name: str, dtype: torch.dtype = torch.float64) -> tuple[object, object]:
     layer = LAYERS[name]
     if not layer.installed():
-        pytest.skip(f"{layer.distribution} is not installed (pip install -e '.[public]')")
+        pytest.skip(
+            f"{layer.distribution} is not installed (pip install -c constraints.txt -e '.[public]')"
+        )
     return layer, SCRIPT_MODULE.audit_layer(layer, dtype=dtype)
 
 
@@ -97,7 +99,7 @@ def test_geotorchs_first_row_is_unused_and_the_layer_orthogonal() -> None:
 def test_the_householder_activation_without_the_division_is_lipschitz_and_gnp() -> None:
     layer = LAYERS["orthogonium HouseHolder"]
     if not layer.installed():
-        pytest.skip("orthogonium is not installed (pip install -e '.[public]')")
+        pytest.skip("orthogonium is not installed (pip install -c constraints.txt -e '.[public]')")
 
     class TimesRootTwo(nn.Module):
         def __init__(self) -> None:
@@ -114,7 +116,7 @@ def test_the_householder_activation_without_the_division_is_lipschitz_and_gnp() 
 def test_orthogoniums_strided_aoc_is_not_orthogonal_at_random_initializations() -> None:
     (layer,) = SCRIPT_MODULE.SURVEYED
     if not layer.installed():
-        pytest.skip("orthogonium is not installed (pip install -e '.[public]')")
+        pytest.skip("orthogonium is not installed (pip install -c constraints.txt -e '.[public]')")
     reports = SCRIPT_MODULE.survey(layer, 10)
     assert {r.verdict("lipschitz") for r in reports} == {"holds"}
     assert {r.verdict("orthogonal") for r in reports} == {"violated"}
