@@ -154,6 +154,18 @@ _SPECTRAL_CONV = _layer(
     padding=1,
 )
 
+_HOUSEHOLDER = _layer(
+    "HouseHolder",
+    "orthogonium",
+    ORTHOGONIUM,
+    "HouseHolder",
+    (8,),
+    CONV,
+    GNP,
+    "gnp",
+    "input_size_independent",
+)
+
 #: The audited layers; the claims are those of each library's documentation.
 PUBLIC_LAYERS: tuple[PublicLayer, ...] = (
     _SPECTRAL_CONV,
@@ -241,28 +253,8 @@ PUBLIC_LAYERS: tuple[PublicLayer, ...] = (
     ),
     _layer("OrthoLinear", "orthogonium", ORTHOGONIUM, "OrthoLinear", (16, 16), (16,), ORTHOGONAL),
     _layer("MaxMin", "orthogonium", ORTHOGONIUM, "MaxMin", (), CONV, GNP),
-    _layer(
-        "HouseHolder",
-        "orthogonium",
-        ORTHOGONIUM,
-        "HouseHolder",
-        (8,),
-        CONV,
-        GNP,
-        "gnp",
-        "input_size_independent",
-    ),
-    _layer(
-        "HouseHolder_Order_2",
-        "orthogonium",
-        ORTHOGONIUM,
-        "HouseHolder_Order_2",
-        (8,),
-        CONV,
-        GNP,
-        "gnp",
-        "input_size_independent",
-    ),
+    _HOUSEHOLDER,
+    replace(_HOUSEHOLDER, name="HouseHolder_Order_2", attribute="HouseHolder_Order_2"),
     _layer(
         "orthogonal(nn.Linear)",
         "geotorch",
