@@ -321,6 +321,12 @@ def check_fresh_after_step(target: Target, sampler: Sampler, precision: torch.dt
 Unit = tuple[str, int | None]
 
 
+def _stacked(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is checked slice by slice along its first axis (two or more axes,
+    two or more slices) rather than whole."""
+    return tensor.ndim >= 2 and tensor.shape[0] >= 2
+
+
 def _units(module: nn.Module) -> list[Unit]:
     """The parts whose influence is checked: each slice along the first axis of a trainable
     parameter with two or more axes (stacked factors, rows of a matrix), else the whole
@@ -330,7 +336,7 @@ def _units(module: nn.Module) -> list[Unit]:
     for name, p in module.named_parameters():
         if p.numel() == 0 or not p.requires_grad:
             continue
-        if p.ndim >= 2 and p.shape[0] >= 2:
+        if _stacked(p):
             units += [(name, i) for i in range(p.shape[0])]
         else:
             units.append((name, None))
@@ -369,8 +375,8 @@ def _covered_by_gradient(
             if g is None:
                 continue
             p = parameters[name].detach()
-            sliced = g.ndim >= 2 and g.shape[0] >= 2
-            rows = g.shape[0] if sliced else 1
+            sliced = _stacked(p)
+            rows = p.shape[0] if sliced else 1
             norms = g.detach().double().reshape(rows, -1).norm(dim=1)
             scales = p.double().reshape(rows, -1).pow(2).mean(dim=1).sqrt() + 1.0
             shown = (norms * scales > level).tolist()
