@@ -19,8 +19,9 @@ Behaviour claims (what a layer must do to be trusted in training):
 - ``state_dict_roundtrip``: loading a state dict (saved and read back with
   ``weights_only=True``) restores the function, also right after the load.
 - ``export_faithful``: a target with an ``export()`` that takes no arguments and returns a
-  module exports plain modules that compute its current function, also right after ``load_state_dict`` or an optimizer
-  step with no forward pass between (a stale exported kernel is a known failure).
+  module exports plain modules that compute its current function, also right after
+  ``load_state_dict`` or an optimizer step with no forward pass between (a stale exported
+  kernel is a known failure).
 - ``input_size_independent``: the spectral claims hold at a second input size too.
 
 A target states its spectral claims with an attribute ``claims`` (any iterable of the names
