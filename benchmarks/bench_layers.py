@@ -15,9 +15,10 @@ Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--ste
 3. Training step (forward + backward + Adam step) of BCOPConv2d (default, build_dtype=float64,
    Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, R rounds of
    one call each in round-robin order: median times, and the median over rounds of the
-   ratio of the two calls in the same round (target <= 1.15 for the default). Also a
-   plain convolution padded by BCOPConv2d's own padding ("padded"): BCOP over it is the
-   cost of building the kernel alone. Row "train": the input needs no gradient (a first
+   ratio of the two calls in the same round (target <= 1.15 for the default), with the
+   quartiles of the default's ratios in the last column (the spread of the host's noise).
+   Also a plain convolution padded by BCOPConv2d's own padding ("padded"): BCOP over it is
+   the cost of building the kernel alone. Row "train": the input needs no gradient (a first
    layer); row "in-grad": it does (a layer inside a network, whose backward also computes
    the input's gradient).
 4. Evaluation forward (torch.no_grad, eval mode: the kernel cache) over nn.Conv2d
@@ -177,6 +178,16 @@ def _paired_ratio(times: list[float], reference: list[float]) -> float:
     return statistics.median(t / r for t, r in zip(times, reference, strict=True))
 
 
+def _paired_quartiles(times: list[float], reference: list[float]) -> str:
+    """First and third quartiles of the same-round ratios, ``q1-q3`` (one round: its ratio
+    twice): how far the host's noise spreads the ratio whose median the table shows."""
+    ratios = [t / r for t, r in zip(times, reference, strict=True)]
+    if len(ratios) < 2:
+        return f"{ratios[0]:.3f}-{ratios[0]:.3f}"
+    first, _, third = statistics.quantiles(ratios, n=4)
+    return f"{first:.3f}-{third:.3f}"
+
+
 def _training_step(
     module: nn.Module,
     x: torch.Tensor,
@@ -233,11 +244,12 @@ def timing(shapes: list[tuple[int, int, int, int]], repeats: int, device: torch.
     print(f"\n## 3./4. time per call, ms (median of {repeats}, round robin), on {device}, "
           f"{torch.get_num_threads()} threads; in brackets the median over rounds of the ratio "
           "to nn.Conv2d (padding_mode='circular') in the same round; 'padded': a plain conv "
-          "with BCOP's padding; last column: BCOP over it, likewise")  # fmt: skip
+          "with BCOP's padding; 'BCOP/padded': BCOP over it, likewise; last column: the "
+          "quartiles of BCOP's same-round ratios to nn.Conv2d")  # fmt: skip
     print(
         f"{'batch,C,N,k':>15} {'':>7} {'Conv2d':>8} {'padded':>17} "
         + " ".join(f"{v:>17}" for v in VARIANTS)
-        + f" {'BCOP/padded':>14}"
+        + f" {'BCOP/padded':>14} {'BCOP q1-q3':>12}"
     )
     for batch, channels, size, k in shapes:
         x = torch.randn(batch, channels, size, size, device=device)
@@ -255,8 +267,9 @@ def timing(shapes: list[tuple[int, int, int, int]], repeats: int, device: torch.
                 f"{_median_ms(t):>8.2f} ({_paired_ratio(t, steps[0]):>5.3f})" for t in steps[1:]
             )
             own = _paired_ratio(steps[2], steps[1])
-            print(f"{label:>15} {row:>7} {_median_ms(steps[0]):>8.2f} {cells} {own:>14.3f}",
-                  flush=True)  # fmt: skip
+            spread = _paired_quartiles(steps[2], steps[0])
+            print(f"{label:>15} {row:>7} {_median_ms(steps[0]):>8.2f} {cells} {own:>14.3f} "
+                  f"{spread:>12}", flush=True)  # fmt: skip
         forward = _alternate([_evaluation(m, x) for m in (conv, layers[0])], 2 * repeats, device)
         print(f"{label:>15} {'eval':>7} {_median_ms(forward[0]):>8.2f} "
               f"{_median_ms(forward[1]):>8.2f} ({_paired_ratio(forward[1], forward[0]):>5.3f})",

@@ -36,6 +36,10 @@ def test_quick_run_prints_every_section_at_the_given_batch(
         assert heading in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith("2,32,8,3")]
     assert [row[1] for row in rows] == ["train", "in-grad", "eval"]
+    for row in rows[:2]:  # BCOP's median ratio (second in brackets) lies between its quartiles
+        median = float(row[6].strip("()"))
+        first, third = (float(value) for value in row[-1].split("-"))
+        assert first <= median <= third
     accuracy = next(line.split() for line in out.splitlines() if line.split()[:2] == ["32", "3"])
     assert float(accuracy[2]) <= 1e-6  # fresh float32 defect at C = 32, k = 3
 
