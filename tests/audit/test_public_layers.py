@@ -9,6 +9,7 @@ import math
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
@@ -113,26 +114,56 @@ def test_the_householder_activation_without_the_division_is_lipschitz_and_gnp() 
     assert report.passed, report.to_text()
 
 
-def test_orthogoniums_strided_aoc_is_not_orthogonal_at_random_initializations() -> None:
+def _dense_singular_values(layer: Any, module: nn.Module, dtype: torch.dtype) -> torch.Tensor:
+    """Singular values (float64) of the affine map's linear part, from its responses to the
+    basis of its input space, evaluated in ``dtype``: an oracle independent of the audit."""
+    shape = layer.input_shape
+    size = math.prod(shape)
+    with torch.no_grad():
+        basis = torch.eye(size, dtype=dtype).reshape(size, *shape)
+        responses = module(basis) - module(torch.zeros_like(basis[:1]))
+        return torch.linalg.svdvals(responses.flatten(1).double())
+
+
+def _strided_aoc() -> Any:
     (layer,) = SCRIPT_MODULE.SURVEYED
     if not layer.installed():
         pytest.skip("orthogonium is not installed (pip install -c constraints.txt -e '.[public]')")
+    return layer
+
+
+def _built_in_float64(layer: Any) -> nn.Module:
+    torch.set_default_dtype(torch.float64)  # orthogonium runs in float64 only if built so
+    try:
+        module: nn.Module = layer.build().eval()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    return module
+
+
+def test_orthogoniums_strided_aoc_is_not_orthogonal_at_random_initializations() -> None:
+    layer = _strided_aoc()
     reports = SCRIPT_MODULE.survey(layer, 10)
     assert {r.verdict("lipschitz") for r in reports} == {"holds"}
     assert {r.verdict("orthogonal") for r in reports} == {"violated"}
     deviations = sorted(r.result("orthogonal").measured for r in reports)
     assert deviations[4] > 1e-3  # most by far more than rounding: not a tolerance question
-    # an independent oracle: the singular values of the dense operator of one initialization
     torch.manual_seed(1)
-    torch.set_default_dtype(torch.float64)  # orthogonium runs in float64 only if built so
-    try:
-        module = layer.build().eval()
-    finally:
-        torch.set_default_dtype(torch.float32)
-    with torch.no_grad():
-        basis = torch.eye(512, dtype=torch.float64).reshape(512, *layer.input_shape)
-        sigma = torch.linalg.svdvals(
-            (module(basis) - module(torch.zeros_like(basis[:1]))).flatten(1)
-        )
+    sigma = _dense_singular_values(layer, _built_in_float64(layer), torch.float64)
     assert float(sigma.max()) == pytest.approx(1.0, abs=1e-6)
     assert float(sigma.min()) < 0.8
+
+
+def test_the_strided_aocs_float32_deviation_is_its_construction_not_its_precision() -> None:
+    """The float32 layer of seed 4, and a float64 one holding the same parameters: the same
+    contraction (the float32 survey's larger deviations come from its draws)."""
+    layer = _strided_aoc()
+    torch.manual_seed(4)
+    single = layer.build().eval()
+    double = _built_in_float64(layer)
+    double.load_state_dict({k: v.double() for k, v in single.state_dict().items()})
+    sigma_single = _dense_singular_values(layer, single, torch.float32)
+    sigma_double = _dense_singular_values(layer, double, torch.float64)
+    assert float(sigma_double.max()) == pytest.approx(1.0, abs=1e-9)
+    assert float(sigma_double.min()) < 0.5
+    assert float(sigma_single.min()) == pytest.approx(float(sigma_double.min()), abs=0.03)
