@@ -48,6 +48,9 @@ def _run_check(seed: int) -> int:
     failed = sum(not r.passed for r in results)
     elapsed = time.perf_counter() - start
     print(f"\n{len(results) - failed} passed, {failed} failed ({elapsed:.1f} s, seed {seed})")
+    from gnpcheck.nn import native
+
+    print(f"native BCOP stages (docs/layers.rst, Note [native stages]): {native.status()}")
     return 1 if failed else 0
 
 

@@ -1,0 +1,271 @@
+"""The native stages (gnpcheck/nn/native.py) compute what the PyTorch operations compute, step
+aside wherever they cannot run, refuse tensors they cannot read safely, and say why they are
+not in use when they are not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.nn import BCOPConv1d, BCOPConv2d, native
+from gnpcheck.nn.kernel import _native_axes, bcop_kernel, stages_backward, stages_forward
+from gnpcheck.nn.native import NativeStages
+
+TOLERANCE = {torch.float64: 1e-13, torch.float32: 1e-6}
+
+
+def _compiler_available() -> bool:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(compiler) is not None
+
+
+@pytest.fixture
+def stages_library() -> NativeStages:
+    library = native.library()
+    if library is None:
+        pytest.skip(f"the native stages are not in use: {native.status()}")
+    return library
+
+
+@pytest.fixture
+def native_calls(monkeypatch: pytest.MonkeyPatch, stages_library: NativeStages) -> list[str]:
+    """The names of the native calls made during a test, in order."""
+    calls: list[str] = []
+    forward, backward = NativeStages.forward, NativeStages.backward
+
+    def counted_forward(self: NativeStages, *args: Any) -> Any:
+        calls.append("forward")
+        return forward(self, *args)
+
+    def counted_backward(self: NativeStages, *args: Any) -> Any:
+        calls.append("backward")
+        return backward(self, *args)
+
+    monkeypatch.setattr(NativeStages, "forward", counted_forward)
+    monkeypatch.setattr(NativeStages, "backward", counted_backward)
+    return calls
+
+
+def _scaled_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    got, want = got.detach(), want.detach()
+    return float((got - want).abs().max()) / max(float(want.abs().max()), 1.0)
+
+
+def test_the_library_is_built_and_passes_its_self_test() -> None:
+    if os.environ.get(native.DISABLE_VARIABLE) == "0":
+        pytest.skip(f"{native.DISABLE_VARIABLE}=0 in this environment")
+    if not _compiler_available():
+        pytest.skip("no C compiler: the install could not build the native stages")
+    assert native.library() is not None, native.status()
+    assert "self-test passed" in native.status()
+
+
+def _factors(
+    spatial_ndim: int, k: int, rows: int, n: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(100 * spatial_ndim + 10 * k + rows)
+    h = torch.randn(rows, n, dtype=dtype, generator=generator)
+    projectors = torch.randn(spatial_ndim * (k - 1), n, n, dtype=dtype, generator=generator)
+    return h, projectors
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("rows", "n"), [(5, 5), (3, 5)])
+@pytest.mark.parametrize(("spatial_ndim", "k"), [(1, 2), (1, 3), (1, 5), (2, 2), (2, 3), (2, 5)])
+def test_native_stages_equal_the_pytorch_operations(
+    stages_library: NativeStages,
+    monkeypatch: pytest.MonkeyPatch,
+    spatial_ndim: int,
+    k: int,
+    rows: int,
+    n: int,
+    dtype: torch.dtype,
+) -> None:
+    h, projectors = _factors(spatial_ndim, k, rows, n, dtype)
+    kernel, inputs = stages_forward(h, projectors, spatial_ndim)
+    grad = torch.randn(kernel.shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    grad_h, grad_projectors = stages_backward(projectors, inputs, grad, spatial_ndim)
+    monkeypatch.setattr(native, "library", lambda: None)
+    expected_kernel, expected_inputs = stages_forward(h, projectors, spatial_ndim)
+    expected_h, expected_projectors = stages_backward(
+        projectors, expected_inputs, grad, spatial_ndim
+    )
+    assert kernel.shape == expected_kernel.shape
+    assert [x.shape for x in inputs] == [x.shape for x in expected_inputs]
+    pairs = [
+        (kernel, expected_kernel),
+        (grad_h, expected_h),
+        (grad_projectors, expected_projectors),
+    ]
+    pairs += list(zip(inputs, expected_inputs, strict=True))
+    for got, want in pairs:
+        assert _scaled_error(got, want) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("orthogonalizer", ["qr", "bjorck"])
+@pytest.mark.parametrize(
+    ("cls", "in_channels", "out_channels", "k", "stride"),
+    [(BCOPConv2d, 4, 4, 3, 1), (BCOPConv2d, 3, 5, 4, 2), (BCOPConv1d, 6, 4, 3, 1)],
+)
+def test_a_layer_computes_the_same_with_and_without_the_native_stages(
+    native_calls: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    cls: type[BCOPConv2d],
+    in_channels: int,
+    out_channels: int,
+    k: int,
+    stride: int,
+    orthogonalizer: str,
+) -> None:
+    generator = torch.Generator().manual_seed(3)
+    layer = cls(
+        in_channels,
+        out_channels,
+        k,
+        stride=stride,
+        orthogonalizer=orthogonalizer,  # type: ignore[arg-type]
+        dtype=torch.float64,
+        generator=generator,
+    )
+    shape = (2, in_channels) + (8,) * cls.spatial_ndim
+    x = torch.randn(shape, dtype=torch.float64, generator=generator, requires_grad=True)
+
+    def run() -> list[torch.Tensor]:
+        output = layer(x)
+        weights = torch.randn(output.shape, dtype=torch.float64, generator=generator)
+        return [output, *torch.autograd.grad((output * weights).sum(), [x, *layer.parameters()])]
+
+    generator.manual_seed(4)
+    with_native = run()
+    assert native_calls == ["forward", "backward"]
+    monkeypatch.setattr(native, "library", lambda: None)
+    generator.manual_seed(4)
+    without = run()
+    assert native_calls == ["forward", "backward"]  # no further native call
+    for got, want in zip(with_native, without, strict=True):
+        assert _scaled_error(got, want) <= 1e-12
+
+
+def test_the_native_backward_passes_gradcheck(native_calls: list[str]) -> None:
+    """Finite differences of the native forward against the native backward (float64)."""
+    h, projectors = _factors(2, 3, 3, 4, torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda a, b: bcop_kernel(a, b, 2),
+        (h.requires_grad_(), projectors.requires_grad_()),
+        check_backward_ad=True,
+    )
+    assert "forward" in native_calls
+    assert "backward" in native_calls
+
+
+def _second_derivative(h: torch.Tensor, projectors: torch.Tensor) -> torch.Tensor:
+    h, projectors = h.detach().requires_grad_(), projectors.detach().requires_grad_()
+    kernel = bcop_kernel(h, projectors, 2)
+    (grad_h,) = torch.autograd.grad(kernel.square().sum(), h, create_graph=True)
+    (second,) = torch.autograd.grad(grad_h.sum(), projectors)
+    return second
+
+
+def test_second_derivatives_and_transforms_use_pytorch_operations(
+    native_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backward that is itself differentiated recomputes in PyTorch (a first-order backward
+    inside a second derivative may be native); batched tensors never reach the library, and
+    what ``torch.func.grad`` computes is the same with it or without."""
+    h, projectors = _factors(2, 3, 4, 4, torch.float64)
+    kernel = bcop_kernel(h.requires_grad_(), projectors, 2)
+    torch.autograd.grad(kernel.square().sum(), h, create_graph=True)
+    assert native_calls == ["forward"]  # the differentiated backward recomputes in PyTorch
+    second = _second_derivative(h, projectors)
+    assert native_calls == ["forward", "forward", "backward"]  # first-order backward: native
+    with monkeypatch.context() as patch:
+        patch.setattr(native, "library", lambda: None)
+        assert _scaled_error(second, _second_derivative(h, projectors)) <= 1e-12
+    del native_calls[:]
+    batch = torch.stack([projectors, projectors.flip(0)])
+    torch.func.vmap(lambda p: bcop_kernel(h.detach(), p, 2))(batch)
+    assert native_calls == []  # batched tensors: PyTorch operations
+
+    def loss(a: torch.Tensor) -> torch.Tensor:
+        return bcop_kernel(a, projectors, 2).square().sum()
+
+    def transformed() -> torch.Tensor:
+        gradient: torch.Tensor = torch.func.grad(loss)(h.detach())
+        return gradient
+
+    gradient = transformed()  # its forward reaches the library with plain tensors
+    with monkeypatch.context() as patch:
+        patch.setattr(native, "library", lambda: None)
+        assert _scaled_error(gradient, transformed()) <= 1e-12
+
+
+def test_tensors_the_library_cannot_read_take_the_pytorch_path(native_calls: list[str]) -> None:
+    h, projectors = _factors(2, 3, 4, 4, torch.float64)
+    kernel = stages_forward(h, projectors.transpose(1, 2), 2)[0]  # not contiguous
+    assert native_calls == []
+    expected = stages_forward(h, projectors.transpose(1, 2).contiguous(), 2)[0]
+    assert native_calls == ["forward"]
+    assert _scaled_error(kernel, expected) <= TOLERANCE[torch.float64]
+    stages_forward(h.to(torch.bfloat16), projectors.to(torch.bfloat16), 2)
+    assert native_calls == ["forward"]
+
+
+def test_the_library_refuses_what_it_cannot_read_safely(stages_library: NativeStages) -> None:
+    h, projectors = _factors(2, 3, 4, 4, torch.float64)
+    stages = _native_axes(2, 2)
+    with pytest.raises(InvalidArgumentError, match="one \\(4, 4\\) projector each"):
+        stages_library.forward(h, projectors[:3], stages)
+    with pytest.raises(InvalidArgumentError, match="contiguous CPU tensors of one dtype"):
+        stages_library.forward(h, projectors.float(), stages)
+    kernel, inputs = stages_library.forward(h, projectors, stages)
+    with pytest.raises(InvalidArgumentError, match="these stages need"):
+        stages_library.backward(projectors, inputs, kernel[:2].contiguous(), stages)
+    with pytest.raises(InvalidArgumentError, match="\\(index, 0 or 1\\) pairs"):
+        stages_library.forward(h, projectors, [(0, 2)])
+
+
+def test_the_self_test_catches_a_wrong_result(stages_library: NativeStages) -> None:
+    class Wrong(NativeStages):
+        def __init__(self) -> None:  # the real library's calls, then one tap off
+            self.__dict__.update(stages_library.__dict__)
+
+        def forward(self, *args: Any) -> Any:
+            kernel, inputs = super().forward(*args)
+            kernel[-1, -1, 0, 0] += 1e-6
+            return kernel, inputs
+
+    assert native._self_test(stages_library) is None
+    assert native._self_test(Wrong()) == ("the kernel (torch.float64, 4 stages) is off by 1e-06")
+
+
+def test_status_names_a_library_that_cannot_be_loaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    broken = tmp_path / "_bcop_stages.so"
+    broken.write_text("not a shared library")
+    monkeypatch.setattr(native, "_library_file", lambda: broken)
+    native._loaded.cache_clear()
+    try:
+        assert native.library() is None
+        assert native.status().startswith(f"{broken} could not be loaded")
+    finally:
+        monkeypatch.undo()
+        native._loaded.cache_clear()
+
+
+def test_the_environment_variable_disables_the_library() -> None:
+    script = "from gnpcheck.nn import native; print(native.library() is None, native.status())"
+    environment = {**os.environ, native.DISABLE_VARIABLE: "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == f"True disabled ({native.DISABLE_VARIABLE}=0)"
