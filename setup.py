@@ -7,8 +7,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "gnpcheck.nn._bcop_stages",
-            sources=["gnpcheck/nn/_bcop_stages.c"],
+            "gnpcheck.nn._bcop_native",
+            sources=["gnpcheck/nn/_bcop_native.c"],
             extra_compile_args=["-O3"],
             optional=True,
         )

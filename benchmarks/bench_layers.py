@@ -12,8 +12,9 @@ Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--ste
    <= 1e-6 at C = 32, k = 3; <= 2e-6 everywhere.
 2. The Björck trade-off: the float32 defect of the trained parameters above, orthogonalized
    by Björck with 5..30 iterations instead of QR (the layer's "bjorck" option).
-3. Training step (forward + backward + Adam step) of BCOPConv2d (default, build_dtype=float64,
-   Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, R rounds of
+3. Training step (forward + backward + Adam step) of BCOPConv2d (default; "no native": the
+   default inside gnpcheck.nn.native.disabled(), the PyTorch operations instead of the native
+   library; build_dtype=float64; Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, R rounds of
    one call each in round-robin order: median times, and the median over rounds of the
    ratio of the two calls in the same round (target <= 1.15 for the default), with the
    quartiles of the default's ratios in the last column (the spread of the host's noise).
@@ -40,7 +41,8 @@ analysis of docs/layers.rst, "On a GPU"):
    (compiling) step's time beside them.
 8. BCOP training steps (first layer) by phase, medians of R steps: the kernel's build,
    from the call to its result; the build's backward, from the kernel's gradient to the
-   last parameter's; the whole step; nn.Conv2d's step alternating with it. On a GPU each
+   last parameter's; the whole step; nn.Conv2d's step and the same BCOP layer inside
+   gnpcheck.nn.native.disabled() (the PyTorch operations) alternating with it. On a GPU each
    mark waits for the device, which adds synchronizations to the steps timed.
 """
 
@@ -51,6 +53,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import numpy as np
@@ -61,7 +64,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from gnpcheck.devices import usable_device
 from gnpcheck.errors import InvalidArgumentError
-from gnpcheck.nn import BCOPConv2d
+from gnpcheck.nn import BCOPConv2d, native
 from gnpcheck.nn._arguments import padding_widths
 from gnpcheck.nn.circular import unshuffle_circular_pad
 from gnpcheck.nn.precision import float32_settings
@@ -192,17 +195,19 @@ def _training_step(
     module: nn.Module,
     x: torch.Tensor,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    context: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> Callable[[], object]:
     """Adam on ``module``'s parameters; the forward through ``forward`` (``module``
-    compiled) when given."""
+    compiled) when given; the whole step inside ``context()``."""
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     run = forward if forward is not None else module
 
     def step() -> None:
-        optimizer.zero_grad()
-        x.grad = None
-        run(x).square().mean().backward()
-        optimizer.step()
+        with context():
+            optimizer.zero_grad()
+            x.grad = None
+            run(x).square().mean().backward()
+            optimizer.step()
 
     return step
 
@@ -226,9 +231,12 @@ def _circular_conv(channels: int, k: int, device: torch.device) -> nn.Conv2d:
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "BCOP": {},
+    "no native": {},
     "f64 build": {"build_dtype": torch.float64},
     "Björck 20": {"orthogonalizer": "bjorck", "bjorck_iters": 20},
 }
+#: The variants whose steps run inside ``native.disabled()`` (Note [native stages]).
+PYTORCH_OPERATIONS_ONLY = {"no native"}
 
 
 class SamePaddingConv2d(nn.Conv2d):
@@ -261,8 +269,19 @@ def timing(shapes: list[tuple[int, int, int, int]], repeats: int, device: torch.
         ]
         label = f"{batch},{channels},{size},{k}"
         for row, inputs in (("train", x), ("in-grad", x.clone().requires_grad_())):
+            contexts = [nullcontext] * 2 + [
+                native.disabled if name in PYTORCH_OPERATIONS_ONLY else nullcontext
+                for name in VARIANTS
+            ]
             modules = (conv, same_padding, *layers)
-            steps = _alternate([_training_step(m, inputs) for m in modules], repeats, device)
+            steps = _alternate(
+                [
+                    _training_step(m, inputs, context=c)
+                    for m, c in zip(modules, contexts, strict=True)
+                ],
+                repeats,
+                device,
+            )
             cells = " ".join(
                 f"{_median_ms(t):>8.2f} ({_paired_ratio(t, steps[0]):>5.3f})" for t in steps[1:]
             )
@@ -389,20 +408,28 @@ class _PhaseMarks:
 
 def build_phases(shape: tuple[int, int, int, int], repeats: int, device: torch.device) -> None:
     batch, channels, size, k = shape
-    print(f"\n## 8. first-layer training steps at {shape} by phase, ms (median of {repeats})")
+    print(f"\n## 8. first-layer training steps at {shape} by phase, ms (median of {repeats}); "
+          "'no native': the same layer inside gnpcheck.nn.native.disabled()")  # fmt: skip
     x = torch.randn(batch, channels, size, size, device=device)
-    layer = BCOPConv2d(channels, channels, k, device=device)
-    marks = _PhaseMarks(layer, device)
-    conv_steps, bcop_steps = _alternate(
-        [_training_step(_circular_conv(channels, k, device), x), _training_step(layer, x)],
+    layers = [BCOPConv2d(channels, channels, k, device=device) for _ in range(2)]
+    marks = [_PhaseMarks(layer, device) for layer in layers]
+    conv_steps, bcop_steps, pytorch_steps = _alternate(
+        [
+            _training_step(_circular_conv(channels, k, device), x),
+            _training_step(layers[0], x),
+            _training_step(layers[1], x, context=native.disabled),
+        ],
         repeats,
         device,
     )
     rows = {
         "nn.Conv2d step": conv_steps,
         "BCOPConv2d step": bcop_steps,
-        "kernel build, forward": marks.forward[-repeats:],
-        "kernel build, backward": marks.backward[-repeats:],
+        "kernel build, forward": marks[0].forward[-repeats:],
+        "kernel build, backward": marks[0].backward[-repeats:],
+        "no native: BCOPConv2d step": pytorch_steps,
+        "no native: build, forward": marks[1].forward[-repeats:],
+        "no native: build, backward": marks[1].backward[-repeats:],
     }
     for label, times in rows.items():
         print(f"{label:>30} {_median_ms(times):8.3f}", flush=True)

@@ -27,9 +27,7 @@ import torch
 
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn import native
-from gnpcheck.nn.cache import transforming
 from gnpcheck.nn.functions import apply_function
-from gnpcheck.nn.native import NativeStages
 
 __all__ = [
     "bcop_kernel",
@@ -95,30 +93,6 @@ def _axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
     return [stage for i in range(taps) for stage in ((i, 1), (taps + i, 0))]
 
 
-def _native(*tensors: torch.Tensor) -> NativeStages | None:
-    """The native stages (:mod:`gnpcheck.nn.native`) when they can run on ``tensors`` now:
-    plain contiguous CPU tensors of one dtype, float32 or float64, with nothing for
-    autograd to record and no ``torch.compile`` or ``torch.func`` transform watching."""
-    if torch.compiler.is_compiling() or transforming():
-        return None
-    stages_library = native.library()
-    dtype = tensors[0].dtype
-    if stages_library is None or dtype not in (torch.float32, torch.float64):
-        return None
-    for tensor in tensors:
-        if (
-            type(tensor) is not torch.Tensor
-            or tensor.device.type != "cpu"
-            or tensor.dtype != dtype
-            or not tensor.is_contiguous()
-            or tensor.is_conj()
-            or tensor.is_neg()
-            or (tensor.requires_grad and torch.is_grad_enabled())
-        ):
-            return None
-    return stages_library
-
-
 def _native_axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
     """:func:`_axes` on the native library's 2-D grid of taps (a 1-D kernel is one row)."""
     return [(index, axis + 2 - spatial_ndim) for index, axis in _axes(spatial_ndim, taps)]
@@ -128,12 +102,13 @@ def stages_forward(
     h: torch.Tensor, projectors: torch.Tensor, spatial_ndim: int
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The kernel taps first, ``(K, ..., o, n)``, and the input of every stage (what
-    :func:`stages_backward` needs); by the native stages where they apply (:func:`_native`,
-    Note [native stages]), else by PyTorch operations, with the same results."""
+    :func:`stages_backward` needs); by the native library where it applies
+    (:func:`gnpcheck.nn.native.usable`, Note [native stages]), else by PyTorch operations,
+    with the same results."""
     taps = projectors.shape[0] // spatial_ndim
     if taps and h.ndim == 2:
         h = h.contiguous()  # H from a QR is column-major; the stages' first input is h itself
-    stages_library = _native(h, projectors) if taps else None
+    stages_library = native.usable(h, projectors) if taps else None
     if stages_library is not None:
         kernel, inputs = stages_library.forward(h, projectors, _native_axes(spatial_ndim, taps))
         if spatial_ndim == 1:
@@ -155,7 +130,7 @@ def stages_backward(
     taps = projectors.shape[0] // spatial_ndim
     if not taps:
         return grad.reshape(grad.shape[spatial_ndim:]), torch.zeros_like(projectors)
-    stages_library = _native(projectors, grad, *inputs)
+    stages_library = native.usable(projectors, grad, *inputs)
     if stages_library is not None:
         if spatial_ndim == 1:
             grad, inputs = grad.unsqueeze(0), [x.unsqueeze(0) for x in inputs]

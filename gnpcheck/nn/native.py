@@ -1,17 +1,19 @@
-"""The BCOP kernel's stages as two native calls (docs/layers.rst, Note [native stages]).
+"""The BCOP kernel's stages and QR gradients as native calls (docs/layers.rst, Note [native
+stages]).
 
-:func:`gnpcheck.nn.kernel.stages_forward` and :func:`~gnpcheck.nn.kernel.stages_backward`
-are a few dozen small PyTorch operations. Right after a convolution, each of them runs its
-code cold (the convolution evicts the last-level cache), and their Python and dispatch cost
-more than their arithmetic at a layer's usual widths. The C library built from
-``_bcop_stages.c`` at install time runs the same operations, in the same order, with
-the matrix products done by the ``sgemm_`` / ``dgemm_`` that PyTorch's own CPU library
-exports, in one call per direction.
+:func:`gnpcheck.nn.kernel.stages_forward`, :func:`~gnpcheck.nn.kernel.stages_backward` and
+the QR gradients of :mod:`gnpcheck.nn.orthogonalize` are some 60 small PyTorch operations.
+Right after a convolution each of them runs its code cold (the convolution evicts the
+last-level cache), and at a layer's usual widths their Python and dispatch cost more than
+their arithmetic. The C library built from ``_bcop_native.c`` at install time runs the same
+operations in the same order, with the products and triangular solves done by the
+``sgemm_``, ``dgemm_``, ``strsm_`` and ``dtrsm_`` that PyTorch's own CPU library exports: one
+call per routine.
 
-The library is optional: without a C compiler at install time, or with
-``GNPCHECK_NATIVE=0`` in the environment, the PyTorch operations run instead, with the same
-results. :func:`library` returns the loaded library or ``None``; :func:`status` says which,
-and why.
+The library is optional: without a C compiler at install time, with ``GNPCHECK_NATIVE=0`` in
+the environment, or inside :func:`disabled`, the PyTorch operations run instead, with the
+same results. :func:`usable` decides per call; :func:`library` returns the loaded library or
+``None``; :func:`status` says which, and why.
 """
 
 from __future__ import annotations
@@ -20,23 +22,35 @@ import ctypes
 import importlib.machinery
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
 import torch
 
 from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.nn.cache import transforming
 
-__all__ = ["ABI_VERSION", "DISABLE_VARIABLE", "NativeStages", "library", "status"]
+__all__ = [
+    "ABI_VERSION",
+    "DISABLE_VARIABLE",
+    "NativeLibrary",
+    "disabled",
+    "library",
+    "status",
+    "usable",
+]
 
 #: The ``gnp_abi_version()`` this module calls; a library built from another source is not used.
-ABI_VERSION = 1
+ABI_VERSION = 5
 #: Set to ``0`` to run the PyTorch operations even where the library is built.
 DISABLE_VARIABLE = "GNPCHECK_NATIVE"
 
+_DISABLED: ContextVar[bool] = ContextVar("gnpcheck_native_disabled", default=False)
 _DIRECTORY = Path(__file__).resolve().parent
-_STEM = "_bcop_stages"
+_STEM = "_bcop_native"
 _POINTER = ctypes.c_void_p
 _INT = ctypes.c_int64
 _INTS = ctypes.POINTER(ctypes.c_int64)
@@ -44,7 +58,7 @@ _POINTERS = ctypes.POINTER(ctypes.c_void_p)
 
 
 def _library_file() -> Path | None:
-    """The built library beside its source (``_bcop_stages`` with an extension suffix)."""
+    """The built library beside its source (``_bcop_native`` with an extension suffix)."""
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         candidate = _DIRECTORY / f"{_STEM}{suffix}"
         if candidate.is_file():
@@ -52,28 +66,32 @@ def _library_file() -> Path | None:
     return None
 
 
-def _torch_blas() -> tuple[int, int] | None:
-    """Addresses of ``sgemm_`` and ``dgemm_`` in PyTorch's CPU library, if it exports them."""
+_BLAS_ROUTINES = ("sgemm_", "dgemm_", "strsm_", "dtrsm_", "dgeqrf_", "dorgqr_")
+
+
+def _torch_blas() -> list[int] | None:
+    """Addresses of :data:`_BLAS_ROUTINES` in PyTorch's CPU library, if it exports them."""
     for path in sorted((Path(torch.__file__).resolve().parent / "lib").glob("libtorch_cpu.*")):
         try:
             blas = ctypes.CDLL(str(path))
-            single = ctypes.cast(blas.sgemm_, _POINTER).value
-            double = ctypes.cast(blas.dgemm_, _POINTER).value
+            addresses = [
+                ctypes.cast(getattr(blas, name), _POINTER).value for name in _BLAS_ROUTINES
+            ]
         except (OSError, AttributeError):
             continue
-        if single and double:
-            return single, double
+        if all(addresses):
+            return [address for address in addresses if address]
     return None
 
 
-class NativeStages:
+class NativeLibrary:
     """The loaded library: :meth:`forward` and :meth:`backward` of a stage list on raw CPU
     tensors (contiguous, one floating dtype; the caller checks, see
     :func:`gnpcheck.nn.kernel.stages_forward`)."""
 
-    def __init__(self, handle: ctypes.CDLL, blas: tuple[int, int], path: Path) -> None:
+    def __init__(self, handle: ctypes.CDLL, blas: Sequence[int], path: Path) -> None:
         self.path = path
-        handle.gnp_set_blas.argtypes = [_POINTER, _POINTER]
+        handle.gnp_set_blas.argtypes = [_POINTER] * len(_BLAS_ROUTINES)
         handle.gnp_set_blas.restype = None
         handle.gnp_set_blas(*blas)
         self._forward = {
@@ -92,6 +110,70 @@ class NativeStages:
             function.argtypes = [_POINTER, _INT, _INTS, _INTS, _INT, _INT, _POINTERS, _POINTER]
             function.argtypes += [_POINTER, _POINTER, _POINTER]
             function.restype = None
+        self._qr_gradients = {
+            (kind, dtype): getattr(handle, f"gnp_{kind}_qr_gradient_{suffix}")
+            for kind in ("orthonormal", "projector")
+            for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64"))
+        }
+        for function in self._qr_gradients.values():
+            function.argtypes = [_POINTER, _POINTER, _POINTER, _INT, _INT, _INT, _POINTER, _POINTER]
+            function.restype = None
+        self._factors = handle.gnp_bcop_factors
+        self._factors.argtypes = [_POINTER, _POINTER, ctypes.c_int, _INT, _INT, _INT]
+        self._factors.argtypes += [ctypes.c_int] + [_POINTER] * 6 + [_INT]
+        self._factors.restype = _INT
+
+    def factors(
+        self, h_tilde: torch.Tensor, r_tilde: torch.Tensor, build_dtype: torch.dtype
+    ) -> tuple[torch.Tensor, ...]:
+        """As :func:`gnpcheck.nn.qr_kernel` computes them: ``h_q``, ``h_t`` (the float64
+        Householder QR of ``h_tilde``, ``diag(h_t) > 0``), ``r_q``, ``r_t`` (of each
+        ``r_tilde[i]``, Householder's signs) and the projectors ``r_q r_q^T`` in
+        ``build_dtype``; ``h_tilde`` ``(n, n)``, ``r_tilde`` ``(count, n, m)`` with
+        ``count, m >= 1``.
+
+        Raises:
+            InvalidArgumentError: tensors the library cannot read safely.
+        """
+        _check_readable([h_tilde, r_tilde])
+        n = h_tilde.shape[-1]
+        if (
+            h_tilde.shape != (n, n)
+            or r_tilde.ndim != 3
+            or r_tilde.shape[1] != n
+            or not 1 <= r_tilde.shape[2] <= n
+            or r_tilde.shape[0] < 1
+            or build_dtype not in (torch.float32, torch.float64)
+        ):
+            raise InvalidArgumentError(
+                f"h_tilde, r_tilde and build_dtype are {tuple(h_tilde.shape)}, "
+                f"{tuple(r_tilde.shape)} and {build_dtype}, but they must be (n, n), "
+                "(count, n, m) with count >= 1 and 1 <= m <= n, and float32 or float64"
+            )
+        count, _, m = r_tilde.shape
+        f64 = torch.float64
+        h_q, h_t = h_tilde.new_empty((n, n), dtype=f64), h_tilde.new_empty((n, n), dtype=f64)
+        r_q = r_tilde.new_empty((count, n, m), dtype=f64)
+        r_t = r_tilde.new_empty((count, m, m), dtype=f64)
+        projectors = r_tilde.new_empty((count, n, n), dtype=build_dtype)
+        lwork = 64 * (n + 1)
+        work = h_tilde.new_empty(n * n + n + lwork, dtype=f64)
+        single = int(h_tilde.dtype == torch.float32)
+        outputs = (h_q, h_t, r_q, r_t, projectors, work)
+        info = self._factors(
+            h_tilde.data_ptr(),
+            r_tilde.data_ptr(),
+            single,
+            n,
+            count,
+            m,
+            int(build_dtype == torch.float32),
+            *(t.data_ptr() for t in outputs),
+            lwork,
+        )
+        if info != 0:
+            raise InvalidArgumentError(f"LAPACK's QR factorization returned info={info}")
+        return h_q, h_t, r_q, r_t, projectors
 
     def forward(
         self, h: torch.Tensor, projectors: torch.Tensor, stages: Sequence[tuple[int, int]]
@@ -165,6 +247,74 @@ class NativeStages:
         )
         return grad_h, grad_projectors
 
+    def orthonormal_qr_gradient(
+        self, q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor
+    ) -> torch.Tensor:
+        r"""As :func:`gnpcheck.nn.orthogonalize.orthonormal_qr_gradient`: :math:`\bar A` of
+        :math:`Q` from :math:`A = Q T` given :math:`\bar Q` (``grad`` shaped as ``q``).
+
+        Raises:
+            InvalidArgumentError: tensors the library cannot read safely.
+        """
+        return self._qr_gradient("orthonormal", q, t, grad, q.shape)
+
+    def projector_qr_gradient(
+        self, q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor
+    ) -> torch.Tensor:
+        r"""As :func:`gnpcheck.nn.orthogonalize.projector_qr_gradient`: :math:`\bar A` of
+        :math:`P = Q Q^T` from :math:`A = Q T` given :math:`\bar P` (``grad`` ``(..., n, n)``).
+
+        Raises:
+            InvalidArgumentError: tensors the library cannot read safely.
+        """
+        return self._qr_gradient("projector", q, t, grad, (*q.shape[:-1], q.shape[-2]))
+
+    def _qr_gradient(
+        self,
+        kind: str,
+        q: torch.Tensor,
+        t: torch.Tensor,
+        grad: torch.Tensor,
+        grad_shape: Sequence[int],
+    ) -> torch.Tensor:
+        n, k = q.shape[-2:]
+        batch = math.prod(q.shape[:-2])
+        _check_readable([q, t, grad])
+        if (
+            q.ndim < 2
+            or n < k
+            or tuple(t.shape) != (*q.shape[:-2], k, k)
+            or tuple(grad.shape) != tuple(grad_shape)
+        ):
+            raise InvalidArgumentError(
+                f"q, t and the gradient have shapes {tuple(q.shape)}, {tuple(t.shape)} and "
+                f"{tuple(grad.shape)}, but they must be (..., n, k) with n >= k, (..., k, k) "
+                f"and {tuple(grad_shape)}"
+            )
+        out = q.new_empty(q.shape)
+        work = q.new_empty(n * n + k * k if kind == "projector" else 2 * k * k)
+        self._qr_gradients[kind, q.dtype](
+            q.data_ptr(),
+            t.data_ptr(),
+            grad.data_ptr(),
+            batch,
+            n,
+            k,
+            out.data_ptr(),
+            work.data_ptr(),
+        )
+        return out
+
+
+def _check_readable(tensors: Sequence[torch.Tensor]) -> None:
+    first = tensors[0]
+    if any(
+        t.device.type != "cpu" or t.dtype != first.dtype or not t.is_contiguous() for t in tensors
+    ) or first.dtype not in (torch.float32, torch.float64):
+        raise InvalidArgumentError(
+            "the native library needs contiguous CPU tensors of one dtype, float32 or float64"
+        )
+
 
 def _grids(stages: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """The grid of taps (rows, columns) each stage reads, then the kernel's."""
@@ -182,15 +332,9 @@ def _check(
     n: int,
 ) -> None:
     """What the library needs to read and write ``tensors`` safely."""
-    first = tensors[0]
     if not stages or any(axis not in (0, 1) for _, axis in stages):
         raise InvalidArgumentError(f"stages={list(stages)}, but they must be (index, 0 or 1) pairs")
-    if any(
-        t.device.type != "cpu" or t.dtype != first.dtype or not t.is_contiguous() for t in tensors
-    ) or first.dtype not in (torch.float32, torch.float64):
-        raise InvalidArgumentError(
-            "the native stages need contiguous CPU tensors of one dtype, float32 or float64"
-        )
+    _check_readable(tensors)
     count = projectors.shape[0] if projectors.ndim == 3 else 0
     indices = sorted(index for index, _ in stages)
     if projectors.shape[1:] != (n, n) or indices != list(range(count)):
@@ -239,38 +383,108 @@ def _oracle(
     return torch.stack([torch.stack(row) for row in taps])
 
 
-def _self_test(stages_library: NativeStages) -> str | None:
-    """``None`` when the library's forward and backward agree with :func:`_oracle` (and
-    autograd through it) on a 2-D and a 1-D case in both dtypes; else what differed."""
-    generator = torch.Generator().manual_seed(0)
-    cases = [[(0, 1), (2, 0), (1, 1), (3, 0)], [(0, 1), (1, 1)]]
-    for stages in cases:
+_TOLERANCES = ((torch.float64, 1e-12), (torch.float32, 1e-5))
+
+
+def _difference(name: str, got: torch.Tensor, want: torch.Tensor, tolerance: float) -> str | None:
+    error = float((got.double() - want).abs().max())
+    if error <= tolerance * max(float(want.abs().max()), 1.0):
+        return None
+    return f"the {name} ({got.dtype}) is off by {error:.3g}"
+
+
+def _stages_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
+    """The stages against :func:`_oracle` (and autograd through it), a 2-D and a 1-D case."""
+    for stages in ([(0, 1), (2, 0), (1, 1), (3, 0)], [(0, 1), (1, 1)]):
         h = torch.randn(2, 3, dtype=torch.float64, generator=generator).requires_grad_()
-        projectors = torch.randn(4, 3, 3, dtype=torch.float64, generator=generator)
-        projectors.requires_grad_()
-        expected = _oracle(h, projectors, stages)
+        projectors = torch.randn(len(stages), 3, 3, dtype=torch.float64, generator=generator)
+        expected = _oracle(h, projectors.requires_grad_(), stages)
         grad = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
         expected_h, expected_p = torch.autograd.grad(expected, (h, projectors), grad)
-        used = projectors[: len(stages)]
-        expected_p = expected_p[: len(stages)]
-        for dtype, tolerance in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
-            args = (h.detach().to(dtype), used.detach().to(dtype).contiguous())
-            kernel, inputs = stages_library.forward(*args, stages)
-            grad_h, grad_p = stages_library.backward(args[1], inputs, grad.to(dtype), stages)
+        for dtype, tolerance in _TOLERANCES:
+            args = (h.detach().to(dtype), projectors.detach().to(dtype))
+            kernel, inputs = library.forward(*args, stages)
+            grad_h, grad_p = library.backward(args[1], inputs, grad.to(dtype), stages)
             for name, got, want in (
-                ("kernel", kernel, expected.detach()),
-                ("h gradient", grad_h, expected_h),
-                ("projector gradient", grad_p, expected_p),
+                (f"kernel of {len(stages)} stages", kernel, expected.detach()),
+                (f"h gradient of {len(stages)} stages", grad_h, expected_h),
+                (f"projector gradient of {len(stages)} stages", grad_p, expected_p),
             ):
-                error = float((got.double() - want).abs().max())
-                scale = max(float(want.abs().max()), 1.0)
-                if not error <= tolerance * scale:
-                    return f"the {name} ({dtype}, {len(stages)} stages) is off by {error:.3g}"
+                if (difference := _difference(name, got, want, tolerance)) is not None:
+                    return difference
     return None
 
 
+def _qr_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
+    """The QR gradients against autograd through ``torch.linalg.qr`` (signs fixed so that
+    ``diag(T) > 0``), for ``Q`` and for ``Q Q^T``, on a batch of two ``5 x 3`` matrices."""
+    a = torch.randn(2, 5, 3, dtype=torch.float64, generator=generator).requires_grad_()
+    q, t = _positive_qr(a)
+    grad_q = torch.randn(q.shape, dtype=torch.float64, generator=generator)
+    grad_p = torch.randn(2, 5, 5, dtype=torch.float64, generator=generator)
+    (expected_q,) = torch.autograd.grad(q, a, grad_q, retain_graph=True)
+    (expected_p,) = torch.autograd.grad(q @ q.mT, a, grad_p)
+    for dtype, tolerance in _TOLERANCES:
+        q_in, t_in = q.detach().to(dtype).contiguous(), t.detach().to(dtype).contiguous()
+        for name, got, want in (
+            (
+                "QR gradient",
+                library.orthonormal_qr_gradient(q_in, t_in, grad_q.to(dtype)),
+                expected_q,
+            ),
+            (
+                "projector QR gradient",
+                library.projector_qr_gradient(q_in, t_in, grad_p.to(dtype)),
+                expected_p,
+            ),
+        ):
+            if (difference := _difference(name, got, want, tolerance)) is not None:
+                return difference
+    return None
+
+
+def _positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.qr`` with the signs that make ``diag(T) > 0``."""
+    q, t = torch.linalg.qr(a)
+    signs = torch.diagonal(t, dim1=-2, dim2=-1).sign()
+    return q * signs.unsqueeze(-2), t * signs.unsqueeze(-1)
+
+
+def _factors_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
+    """The factors against ``torch.linalg.qr`` (signs fixed for ``H`` so that ``diag(T) > 0``)
+    and ``Q Q^T``, from float64 and float32 parameters, the projectors in both dtypes."""
+    for dtype in (torch.float64, torch.float32):
+        h_tilde = torch.randn(5, 5, dtype=dtype, generator=generator)
+        r_tilde = torch.randn(3, 5, 2, dtype=dtype, generator=generator)
+        h_q, h_t = _positive_qr(h_tilde.double())
+        r_q, r_t = torch.linalg.qr(r_tilde.double())
+        for build_dtype, tolerance in _TOLERANCES:
+            got = library.factors(h_tilde, r_tilde, build_dtype)
+            expected = (h_q, h_t, r_q, r_t, r_q @ r_q.mT)
+            for name, value, want in zip(
+                ("H", "H's T", "R's Q", "R's T", "projector"), got, expected, strict=True
+            ):
+                if (
+                    difference := _difference(f"factor {name}", value, want, tolerance)
+                ) is not None:
+                    return difference
+    return None
+
+
+def _self_test(library: NativeLibrary) -> str | None:
+    """``None`` when every routine of the library agrees with an independent computation in
+    both dtypes (:func:`_factors_self_test`, :func:`_stages_self_test`, :func:`_qr_self_test`);
+    else what differed."""
+    generator = torch.Generator().manual_seed(0)
+    return (
+        _factors_self_test(library, generator)
+        or _stages_self_test(library, generator)
+        or _qr_self_test(library, generator)
+    )
+
+
 @cache
-def _loaded() -> tuple[NativeStages | None, str]:
+def _loaded() -> tuple[NativeLibrary | None, str]:
     if os.environ.get(DISABLE_VARIABLE, "1") == "0":
         return None, f"disabled ({DISABLE_VARIABLE}=0)"
     path = _library_file()
@@ -289,15 +503,15 @@ def _loaded() -> tuple[NativeStages | None, str]:
         return None, f"{path} could not be loaded: {error}"
     if version != ABI_VERSION:
         return None, f"{path} has ABI version {version}, this module needs {ABI_VERSION}: reinstall"
-    stages_library = NativeStages(handle, blas, path)
+    library = NativeLibrary(handle, blas, path)
     with torch.enable_grad():
-        failure = _self_test(stages_library)
+        failure = _self_test(library)
     if failure is not None:
         return None, f"{path} failed its self-test: {failure}"
-    return stages_library, f"loaded from {path}, self-test passed"
+    return library, f"loaded from {path}, self-test passed"
 
 
-def library() -> NativeStages | None:
+def library() -> NativeLibrary | None:
     """The native stages, or ``None`` where they are disabled, not built or not loadable."""
     return _loaded()[0]
 
@@ -305,3 +519,40 @@ def library() -> NativeStages | None:
 def status() -> str:
     """Whether the native stages are loaded, and from where or why not."""
     return _loaded()[1]
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Inside the block, in this thread (a ``contextvars`` context), the layers run the
+    PyTorch operations instead of the library: to compare the two, or to rule the library
+    out. A CPU backward started inside the block runs in it too."""
+    token = _DISABLED.set(True)
+    try:
+        yield
+    finally:
+        _DISABLED.reset(token)
+
+
+def usable(*tensors: torch.Tensor) -> NativeLibrary | None:
+    """The library when it can run on ``tensors`` now: plain contiguous CPU tensors (or
+    parameters) of one dtype, float32 or float64, with nothing for autograd to record, no ``torch.compile``
+    tracing or ``torch.func`` transform active and no :func:`disabled` block; else ``None``
+    (the caller runs PyTorch operations)."""
+    if torch.compiler.is_compiling() or transforming() or _DISABLED.get():
+        return None
+    loaded = library()
+    dtype = tensors[0].dtype
+    if loaded is None or dtype not in (torch.float32, torch.float64):
+        return None
+    for tensor in tensors:
+        if (
+            type(tensor) not in (torch.Tensor, torch.nn.Parameter)  # no subclass's semantics
+            or tensor.device.type != "cpu"
+            or tensor.dtype != dtype
+            or not tensor.is_contiguous()
+            or tensor.is_conj()
+            or tensor.is_neg()
+            or (tensor.requires_grad and torch.is_grad_enabled())
+        ):
+            return None
+    return loaded

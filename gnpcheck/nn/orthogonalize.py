@@ -53,6 +53,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError, UnsupportedOperationError
+from gnpcheck.nn import native
 from gnpcheck.nn.cache import transforming
 from gnpcheck.nn.functions import apply_function
 from gnpcheck.reference import bjorck_coefficients
@@ -179,7 +180,12 @@ def positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def orthonormal_qr_gradient(q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     r""":math:`\bar A` of :math:`Q` from :math:`A = Q T` (``diag(T) > 0``) given :math:`\bar Q`:
     :math:`[(I - Q Q^T)\bar Q + Q \operatorname{tril}(B - B^T, -1)]\, T^{-T}`,
-    :math:`B = Q^T \bar Q`, in the dtype of its arguments."""
+    :math:`B = Q^T \bar Q`, in the dtype of its arguments; by the native library where it
+    applies (Note [native stages])."""
+    q, t, grad = q.contiguous(), t.contiguous(), grad.contiguous()
+    library = native.usable(q, t, grad)
+    if library is not None:
+        return library.orthonormal_qr_gradient(q, t, grad)
     b = q.mT @ grad
     m = grad - q @ b + q @ torch.tril(b - b.mT, -1)
     solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)
@@ -188,7 +194,12 @@ def orthonormal_qr_gradient(q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor
 
 def projector_qr_gradient(q: torch.Tensor, t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     r""":math:`\bar A` of :math:`P = Q Q^T` from :math:`A = Q T` given :math:`\bar P`:
-    :math:`(I - P)(\bar P + \bar P^T)\, Q\, T^{-T}`, in the dtype of its arguments."""
+    :math:`(I - P)(\bar P + \bar P^T)\, Q\, T^{-T}`, in the dtype of its arguments; by the
+    native library where it applies (Note [native stages])."""
+    q, t, grad = q.contiguous(), t.contiguous(), grad.contiguous()
+    library = native.usable(q, t, grad)
+    if library is not None:
+        return library.projector_qr_gradient(q, t, grad)
     m = (grad + grad.mT) @ q
     m = m - q @ (q.mT @ m)
     solved: torch.Tensor = torch.linalg.solve_triangular(t.mT, m, upper=False, left=False)

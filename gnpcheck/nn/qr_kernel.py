@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from gnpcheck.nn import native
 from gnpcheck.nn.functions import apply_function
 from gnpcheck.nn.kernel import (
     stages_backward,
@@ -51,9 +52,13 @@ def _build(
     """The kernel, then what the backward needs: float64 ``Q`` and ``T`` of both QR
     factorizations, the projectors and the stage inputs in ``build_dtype``."""
     spatial_ndim, out_channels, in_channels = sizes
-    h_q, h_t = positive_qr(h_tilde)
-    r_q, r_t = projector_qr(r_tilde)
-    projectors = projector_of(r_q, build_dtype)
+    library = native.usable(h_tilde, r_tilde) if r_tilde.numel() else None
+    if library is not None:  # Note [native stages]
+        h_q, h_t, r_q, r_t, projectors = library.factors(h_tilde, r_tilde, build_dtype)
+    else:
+        h_q, h_t = positive_qr(h_tilde)
+        r_q, r_t = projector_qr(r_tilde)
+        projectors = projector_of(r_q, build_dtype)
     h = h_q[:out_channels].to(build_dtype)
     taps_first, inputs = stages_forward(h, projectors, spatial_ndim)
     kernel = to_torch_layout(taps_first[..., :in_channels], spatial_ndim)

@@ -18,7 +18,14 @@ import torch
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, native
 from gnpcheck.nn.kernel import _native_axes, bcop_kernel, stages_backward, stages_forward
-from gnpcheck.nn.native import NativeStages
+from gnpcheck.nn.native import NativeLibrary
+from gnpcheck.nn.orthogonalize import (
+    orthonormal_qr_gradient,
+    positive_qr,
+    projector_of,
+    projector_qr,
+    projector_qr_gradient,
+)
 
 TOLERANCE = {torch.float64: 1e-13, torch.float32: 1e-6}
 
@@ -29,29 +36,33 @@ def _compiler_available() -> bool:
 
 
 @pytest.fixture
-def stages_library() -> NativeStages:
+def stages_library() -> NativeLibrary:
     library = native.library()
     if library is None:
         pytest.skip(f"the native stages are not in use: {native.status()}")
     return library
 
 
+#: The library's routines, in the order a BCOP layer's training step calls them.
+ROUTINES = ("factors", "forward", "backward", "orthonormal_qr_gradient", "projector_qr_gradient")
+
+
 @pytest.fixture
-def native_calls(monkeypatch: pytest.MonkeyPatch, stages_library: NativeStages) -> list[str]:
-    """The names of the native calls made during a test, in order."""
+def native_calls(monkeypatch: pytest.MonkeyPatch, stages_library: NativeLibrary) -> list[str]:
+    """The names of the library's routines called during a test, in order."""
     calls: list[str] = []
-    forward, backward = NativeStages.forward, NativeStages.backward
 
-    def counted_forward(self: NativeStages, *args: Any) -> Any:
-        calls.append("forward")
-        return forward(self, *args)
+    def counted(name: str) -> Any:
+        routine = getattr(NativeLibrary, name)
 
-    def counted_backward(self: NativeStages, *args: Any) -> Any:
-        calls.append("backward")
-        return backward(self, *args)
+        def call(self: NativeLibrary, *args: Any) -> Any:
+            calls.append(name)
+            return routine(self, *args)
 
-    monkeypatch.setattr(NativeStages, "forward", counted_forward)
-    monkeypatch.setattr(NativeStages, "backward", counted_backward)
+        return call
+
+    for name in ROUTINES:
+        monkeypatch.setattr(NativeLibrary, name, counted(name))
     return calls
 
 
@@ -82,7 +93,7 @@ def _factors(
 @pytest.mark.parametrize(("rows", "n"), [(5, 5), (3, 5)])
 @pytest.mark.parametrize(("spatial_ndim", "k"), [(1, 2), (1, 3), (1, 5), (2, 2), (2, 3), (2, 5)])
 def test_native_stages_equal_the_pytorch_operations(
-    stages_library: NativeStages,
+    stages_library: NativeLibrary,
     monkeypatch: pytest.MonkeyPatch,
     spatial_ndim: int,
     k: int,
@@ -146,11 +157,12 @@ def test_a_layer_computes_the_same_with_and_without_the_native_stages(
 
     generator.manual_seed(4)
     with_native = run()
-    assert native_calls == ["forward", "backward"]
+    expected_calls = list(ROUTINES if orthogonalizer == "qr" else ROUTINES[1:3])
+    assert native_calls == expected_calls  # Björck's iterations are differentiated by autograd
     monkeypatch.setattr(native, "library", lambda: None)
     generator.manual_seed(4)
     without = run()
-    assert native_calls == ["forward", "backward"]  # no further native call
+    assert native_calls == expected_calls  # no further call
     for got, want in zip(with_native, without, strict=True):
         assert _scaled_error(got, want) <= 1e-12
 
@@ -219,7 +231,7 @@ def test_tensors_the_library_cannot_read_take_the_pytorch_path(native_calls: lis
     assert native_calls == ["forward"]
 
 
-def test_the_library_refuses_what_it_cannot_read_safely(stages_library: NativeStages) -> None:
+def test_the_library_refuses_what_it_cannot_read_safely(stages_library: NativeLibrary) -> None:
     h, projectors = _factors(2, 3, 4, 4, torch.float64)
     stages = _native_axes(2, 2)
     with pytest.raises(InvalidArgumentError, match="one \\(4, 4\\) projector each"):
@@ -233,8 +245,85 @@ def test_the_library_refuses_what_it_cannot_read_safely(stages_library: NativeSt
         stages_library.forward(h, projectors, [(0, 2)])
 
 
-def test_the_self_test_catches_a_wrong_result(stages_library: NativeStages) -> None:
-    class Wrong(NativeStages):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", [(6, 6), (6, 3), (4, 7, 3), (2, 5, 1)])
+def test_native_qr_gradients_equal_the_pytorch_operations(
+    native_calls: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+) -> None:
+    generator = torch.Generator().manual_seed(sum(shape))
+    q, t = positive_qr(torch.randn(shape, dtype=torch.float64, generator=generator))
+    q, t = q.to(dtype), t.to(dtype)  # column-major, as the QR returns them
+    n = shape[-2]
+    grad_q = torch.randn(q.shape, dtype=dtype, generator=generator)
+    grad_p = torch.randn((*shape[:-1], n), dtype=dtype, generator=generator)
+    got = [orthonormal_qr_gradient(q, t, grad_q), projector_qr_gradient(q, t, grad_p)]
+    assert native_calls == ["orthonormal_qr_gradient", "projector_qr_gradient"]
+    monkeypatch.setattr(native, "library", lambda: None)
+    expected = [orthonormal_qr_gradient(q, t, grad_q), projector_qr_gradient(q, t, grad_p)]
+    for value, want in zip(got, expected, strict=True):
+        assert value.shape == want.shape
+        assert _scaled_error(value, want) <= 100 * TOLERANCE[dtype]  # a triangular solve
+
+
+@pytest.mark.parametrize("build_dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("n", "count"), [(6, 4), (3, 2), (2, 1)])
+def test_native_factors_equal_the_pytorch_operations(
+    stages_library: NativeLibrary, n: int, count: int, dtype: torch.dtype, build_dtype: torch.dtype
+) -> None:
+    generator = torch.Generator().manual_seed(n + count)
+    h_tilde = torch.randn(n, n, dtype=dtype, generator=generator)
+    r_tilde = torch.randn(count, n, n // 2, dtype=dtype, generator=generator)
+    got = stages_library.factors(h_tilde, r_tilde, build_dtype)
+    h_q, h_t = positive_qr(h_tilde)
+    r_q, r_t = projector_qr(r_tilde)
+    expected = (h_q, h_t, r_q, r_t, projector_of(r_q, build_dtype))
+    for value, want in zip(got, expected, strict=True):
+        assert value.dtype == want.dtype
+        assert value.shape == want.shape
+        assert value.is_contiguous()
+        assert _scaled_error(value, want) <= TOLERANCE[value.dtype]
+    with pytest.raises(InvalidArgumentError, match="1 <= m <= n"):
+        stages_library.factors(h_tilde, r_tilde[..., :0].contiguous(), build_dtype)
+
+
+def test_ill_conditioned_parameters_still_get_an_exact_qr(stages_library: NativeLibrary) -> None:
+    """At a condition number of 1e10 the library's factors are still a QR to rounding
+    (orthonormal Q, Q T = A, T upper triangular), the one PyTorch computes."""
+    generator = torch.Generator().manual_seed(7)
+    u = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=generator))[0]
+    v = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=generator))[0]
+    singular_values = torch.logspace(0, -10, 6, dtype=torch.float64)
+    h_tilde = u @ torch.diag(singular_values) @ v.mT
+    r_tilde = torch.stack([h_tilde[:, :3], h_tilde[:, 3:]])
+    h_q, h_t, r_q, r_t, projectors = stages_library.factors(h_tilde, r_tilde, torch.float64)
+    for q, t, a in ((h_q, h_t, h_tilde), (r_q, r_t, r_tilde)):
+        eye = torch.eye(q.shape[-1], dtype=torch.float64)
+        assert float((q.mT @ q - eye).abs().max()) <= 1e-14
+        assert _scaled_error(q @ t, a) <= 1e-15
+        assert torch.equal(t, t.triu())
+    assert bool((torch.diagonal(h_t) > 0).all())
+    assert _scaled_error(h_q, positive_qr(h_tilde)[0]) <= 1e-12
+    assert _scaled_error(r_q, projector_qr(r_tilde)[0]) <= 1e-12
+    assert _scaled_error(projectors, r_q @ r_q.mT) <= 1e-15
+
+
+def test_the_qr_gradients_refuse_shapes_that_do_not_fit(stages_library: NativeLibrary) -> None:
+    q, t = positive_qr(torch.randn(5, 3, dtype=torch.float64))
+    q, t = q.contiguous(), t.contiguous()
+    with pytest.raises(InvalidArgumentError, match=r"must be \(\.\.\., n, k\) with n >= k"):
+        stages_library.orthonormal_qr_gradient(q, t[:2].contiguous(), q)
+    with pytest.raises(InvalidArgumentError, match="and \\(5, 5\\)"):
+        stages_library.projector_qr_gradient(q, t, q)
+    with pytest.raises(InvalidArgumentError, match="contiguous CPU tensors of one dtype"):
+        stages_library.orthonormal_qr_gradient(q, t.mT, q)
+
+
+def test_the_self_test_catches_a_wrong_result(stages_library: NativeLibrary) -> None:
+    class Wrong(NativeLibrary):
         def __init__(self) -> None:  # the real library's calls, then one tap off
             self.__dict__.update(stages_library.__dict__)
 
@@ -244,13 +333,13 @@ def test_the_self_test_catches_a_wrong_result(stages_library: NativeStages) -> N
             return kernel, inputs
 
     assert native._self_test(stages_library) is None
-    assert native._self_test(Wrong()) == ("the kernel (torch.float64, 4 stages) is off by 1e-06")
+    assert native._self_test(Wrong()) == ("the kernel of 4 stages (torch.float64) is off by 1e-06")
 
 
 def test_status_names_a_library_that_cannot_be_loaded(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "_bcop_stages.so"
+    broken = tmp_path / "_bcop_native.so"
     broken.write_text("not a shared library")
     monkeypatch.setattr(native, "_library_file", lambda: broken)
     native._loaded.cache_clear()
@@ -269,3 +358,14 @@ def test_the_environment_variable_disables_the_library() -> None:
         [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"True disabled ({native.DISABLE_VARIABLE}=0)"
+
+
+def test_inside_disabled_the_layers_run_pytorch_operations(native_calls: list[str]) -> None:
+    layer = BCOPConv2d(4, 4, 3, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 4, 8, 8)
+    with native.disabled():
+        layer(x).sum().backward()  # forward and backward inside the block
+        assert native.usable(x) is None
+    assert native_calls == []
+    layer(x).sum().backward()
+    assert native_calls == list(ROUTINES)
