@@ -50,7 +50,7 @@ def _run_check(seed: int) -> int:
     print(f"\n{len(results) - failed} passed, {failed} failed ({elapsed:.1f} s, seed {seed})")
     from gnpcheck.nn import native
 
-    print(f"native BCOP stages (docs/layers.rst, Note [native stages]): {native.status()}")
+    print(f"native BCOP library (docs/layers.rst, Note [native stages]): {native.status()}")
     return 1 if failed else 0
 
 

@@ -28,7 +28,7 @@ def test_check_prints_a_table_and_exits_zero(capsys: pytest.CaptureFixture[str])
     assert "Theorem 2 embedding" in out
     assert "FAIL" not in out
     assert " passed, 0 failed" in out
-    assert out.splitlines()[-1].startswith("native BCOP stages (docs/layers.rst, Note [native")
+    assert out.splitlines()[-1].startswith("native BCOP library (docs/layers.rst, Note [native")
 
 
 def test_every_self_check_holds_and_measures_below_its_tolerance() -> None:

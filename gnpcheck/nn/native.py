@@ -85,9 +85,10 @@ def _torch_blas() -> list[int] | None:
 
 
 class NativeLibrary:
-    """The loaded library: :meth:`forward` and :meth:`backward` of a stage list on raw CPU
-    tensors (contiguous, one floating dtype; the caller checks, see
-    :func:`gnpcheck.nn.kernel.stages_forward`)."""
+    """The loaded library, on contiguous CPU tensors of one floating dtype (each method checks
+    what it is given before the library reads it): :meth:`factors`, :meth:`forward` and
+    :meth:`backward` of a stage list, :meth:`orthonormal_qr_gradient` and
+    :meth:`projector_qr_gradient`. Whether to call it is :func:`usable`'s decision."""
 
     def __init__(self, handle: ctypes.CDLL, blas: Sequence[int], path: Path) -> None:
         self.path = path
@@ -186,6 +187,8 @@ class NativeLibrary:
             InvalidArgumentError: tensors the library cannot read safely (shapes that do not
                 fit ``stages``, another device or dtype, not contiguous).
         """
+        if h.ndim != 2:
+            raise InvalidArgumentError(f"h has shape {tuple(h.shape)}, but it must be (o, n)")
         o, n = h.shape
         grids = _grids(stages)
         _check([h, projectors], projectors, stages, n)

@@ -241,6 +241,8 @@ def test_the_library_refuses_what_it_cannot_read_safely(stages_library: NativeLi
     kernel, inputs = stages_library.forward(h, projectors, stages)
     with pytest.raises(InvalidArgumentError, match="these stages need"):
         stages_library.backward(projectors, inputs, kernel[:2].contiguous(), stages)
+    with pytest.raises(InvalidArgumentError, match="must be \\(o, n\\)"):
+        stages_library.forward(h[None], projectors, stages)
     with pytest.raises(InvalidArgumentError, match="\\(index, 0 or 1\\) pairs"):
         stages_library.forward(h, projectors, [(0, 2)])
 
