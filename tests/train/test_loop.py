@@ -113,9 +113,14 @@ def test_resume_after_a_killed_run_loses_only_the_current_epoch(
                "--epochs", "1000", "--no-progress", *flags]  # fmt: skip
     log = tmp_path / "stderr.txt"  # a file, not a pipe: nothing blocks the child or leaks
     deadline = time.monotonic() + 120
+    # run from tmp_path: `-m` puts the working directory first on sys.path, and from a source
+    # checkout the child would import that gnpcheck, not the installed one this process runs
+    # (which may differ in its native library, Note [native stages], and so in rounding)
     with (
         log.open("wb") as stderr,
-        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr) as process,
+        subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, cwd=tmp_path
+        ) as process,
     ):
         try:
             while not (out / CHECKPOINT_NAME).exists():
