@@ -486,8 +486,14 @@ def _self_test(library: NativeLibrary) -> str | None:
     )
 
 
-@cache
-def _loaded() -> tuple[NativeLibrary | None, str]:
+_outcome: tuple[NativeLibrary | None, str] | None = None
+
+
+class _SelfTestInterruptedError(Exception):
+    """The library could not be judged in the caller's context; its message says why."""
+
+
+def _load() -> tuple[NativeLibrary | None, str]:
     if os.environ.get(DISABLE_VARIABLE, "1") == "0":
         return None, f"disabled ({DISABLE_VARIABLE}=0)"
     path = _library_file()
@@ -507,20 +513,45 @@ def _loaded() -> tuple[NativeLibrary | None, str]:
     if version != ABI_VERSION:
         return None, f"{path} has ABI version {version}, this module needs {ABI_VERSION}: reinstall"
     library = NativeLibrary(handle, blas, path)
-    with torch.enable_grad():
-        failure = _self_test(library)
+    try:  # the first use may come inside torch.no_grad() or torch.inference_mode()
+        with torch.inference_mode(False), torch.enable_grad():
+            failure = _self_test(library)
+    except Exception as error:  # the caller's context, not the library (a tensor mode, say)
+        message = f"its self-test could not run here ({type(error).__name__}: {error})"
+        raise _SelfTestInterruptedError(message) from error
     if failure is not None:
         return None, f"{path} failed its self-test: {failure}"
     return library, f"loaded from {path}, self-test passed"
 
 
+def _loaded() -> tuple[NativeLibrary | None, str]:
+    """The outcome of loading the library, decided once; a self-test that could not run (an
+    exception: a tensor mode of the caller's, say) is not an outcome, and is tried again at
+    the next use."""
+    global _outcome
+    if _outcome is None:
+        try:
+            outcome = _load()
+        except _SelfTestInterruptedError as reason:
+            return None, str(reason)
+        _outcome = outcome
+    return _outcome
+
+
+def _forget() -> None:
+    """Load again at the next use (tests that replace the library file)."""
+    global _outcome
+    _outcome = None
+
+
 def library() -> NativeLibrary | None:
-    """The native stages, or ``None`` where they are disabled, not built or not loadable."""
+    """The native library, or ``None`` where it is disabled, not built, not loadable or failed
+    its self-test."""
     return _loaded()[0]
 
 
 def status() -> str:
-    """Whether the native stages are loaded, and from where or why not."""
+    """Whether the native library is loaded, and from where or why not."""
     return _loaded()[1]
 
 
@@ -538,14 +569,13 @@ def disabled() -> Iterator[None]:
 
 def usable(*tensors: torch.Tensor) -> NativeLibrary | None:
     """The library when it can run on ``tensors`` now: plain contiguous CPU tensors (or
-    parameters) of one dtype, float32 or float64, with nothing for autograd to record, no ``torch.compile``
-    tracing or ``torch.func`` transform active and no :func:`disabled` block; else ``None``
-    (the caller runs PyTorch operations)."""
+    parameters) of one dtype, float32 or float64, with nothing for autograd to record, no
+    ``torch.compile`` tracing or ``torch.func`` transform active and no :func:`disabled`
+    block; else ``None`` (the caller runs PyTorch operations)."""
     if torch.compiler.is_compiling() or transforming() or _DISABLED.get():
         return None
-    loaded = library()
     dtype = tensors[0].dtype
-    if loaded is None or dtype not in (torch.float32, torch.float64):
+    if dtype not in (torch.float32, torch.float64):
         return None
     for tensor in tensors:
         if (
@@ -558,4 +588,4 @@ def usable(*tensors: torch.Tensor) -> NativeLibrary | None:
             or (tensor.requires_grad and torch.is_grad_enabled())
         ):
             return None
-    return loaded
+    return library()  # loaded (and self-tested) at the first call that gets this far

@@ -344,13 +344,13 @@ def test_status_names_a_library_that_cannot_be_loaded(
     broken = tmp_path / "_bcop_native.so"
     broken.write_text("not a shared library")
     monkeypatch.setattr(native, "_library_file", lambda: broken)
-    native._loaded.cache_clear()
+    native._forget()
     try:
         assert native.library() is None
         assert native.status().startswith(f"{broken} could not be loaded")
     finally:
         monkeypatch.undo()
-        native._loaded.cache_clear()
+        native._forget()
 
 
 def test_the_environment_variable_disables_the_library() -> None:
@@ -371,3 +371,37 @@ def test_inside_disabled_the_layers_run_pytorch_operations(native_calls: list[st
     assert native_calls == []
     layer(x).sum().backward()
     assert native_calls == list(ROUTINES)
+
+
+def test_a_first_use_in_inference_mode_loads_the_library(stages_library: NativeLibrary) -> None:
+    script = (
+        "import torch\n"
+        "from gnpcheck.nn import BCOPConv2d, native\n"
+        "layer = BCOPConv2d(4, 4, 3).eval()\n"
+        "with torch.inference_mode():\n"
+        "    layer(torch.randn(2, 4, 8, 8))\n"
+        "print(native.status())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path.cwd()
+    )
+    assert result.stdout.strip().endswith("self-test passed")
+
+
+def test_a_self_test_that_cannot_run_is_tried_again(
+    stages_library: NativeLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(library: NativeLibrary) -> str | None:
+        raise RuntimeError("a tensor mode of the caller's")
+
+    native._forget()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(native, "_self_test", interrupted)
+            assert native.library() is None
+            assert native.status() == (
+                "its self-test could not run here (RuntimeError: a tensor mode of the caller's)"
+            )
+        assert native.library() is not None  # tried again, and loaded
+    finally:
+        native._forget()
