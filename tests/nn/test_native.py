@@ -353,11 +353,16 @@ def test_status_names_a_library_that_cannot_be_loaded(
         native._forget()
 
 
-def test_the_environment_variable_disables_the_library() -> None:
+def test_the_environment_variable_disables_the_library(tmp_path: Path) -> None:
     script = "from gnpcheck.nn import native; print(native.library() is None, native.status())"
     environment = {**os.environ, native.DISABLE_VARIABLE: "0"}
     result = subprocess.run(
-        [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,  # the installed gnpcheck, as in the test above
     )
     assert result.stdout.strip() == f"True disabled ({native.DISABLE_VARIABLE}=0)"
 
@@ -373,7 +378,11 @@ def test_inside_disabled_the_layers_run_pytorch_operations(native_calls: list[st
     assert native_calls == list(ROUTINES)
 
 
-def test_a_first_use_in_inference_mode_loads_the_library(stages_library: NativeLibrary) -> None:
+def test_a_first_use_in_inference_mode_loads_the_library(
+    stages_library: NativeLibrary, tmp_path: Path
+) -> None:
+    """In a new process (run from a temporary directory, so that it imports the installed
+    gnpcheck and not a source checkout's), the first build comes inside inference mode."""
     script = (
         "import torch\n"
         "from gnpcheck.nn import BCOPConv2d, native\n"
@@ -383,7 +392,7 @@ def test_a_first_use_in_inference_mode_loads_the_library(stages_library: NativeL
         "print(native.status())\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path.cwd()
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert result.stdout.strip().endswith("self-test passed")
 
