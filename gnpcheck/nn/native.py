@@ -309,11 +309,17 @@ class NativeLibrary:
         return out
 
 
+def _readable(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether the library can read ``tensors``' memory as it does: contiguous CPU tensors of
+    one dtype, float32 or float64."""
+    dtype = tensors[0].dtype
+    return dtype in (torch.float32, torch.float64) and all(
+        t.device.type == "cpu" and t.dtype == dtype and t.is_contiguous() for t in tensors
+    )
+
+
 def _check_readable(tensors: Sequence[torch.Tensor]) -> None:
-    first = tensors[0]
-    if any(
-        t.device.type != "cpu" or t.dtype != first.dtype or not t.is_contiguous() for t in tensors
-    ) or first.dtype not in (torch.float32, torch.float64):
+    if not _readable(tensors):
         raise InvalidArgumentError(
             "the native library needs contiguous CPU tensors of one dtype, float32 or float64"
         )
@@ -421,8 +427,10 @@ def _stages_self_test(library: NativeLibrary, generator: torch.Generator) -> str
 def _qr_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
     """The QR gradients against autograd through ``torch.linalg.qr`` (signs fixed so that
     ``diag(T) > 0``), for ``Q`` and for ``Q Q^T``, on a batch of two ``5 x 3`` matrices."""
+    from gnpcheck.nn.orthogonalize import positive_qr  # it imports this module: not at the top
+
     a = torch.randn(2, 5, 3, dtype=torch.float64, generator=generator).requires_grad_()
-    q, t = _positive_qr(a)
+    q, t = positive_qr(a)
     grad_q = torch.randn(q.shape, dtype=torch.float64, generator=generator)
     grad_p = torch.randn(2, 5, 5, dtype=torch.float64, generator=generator)
     (expected_q,) = torch.autograd.grad(q, a, grad_q, retain_graph=True)
@@ -446,20 +454,15 @@ def _qr_self_test(library: NativeLibrary, generator: torch.Generator) -> str | N
     return None
 
 
-def _positive_qr(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.linalg.qr`` with the signs that make ``diag(T) > 0``."""
-    q, t = torch.linalg.qr(a)
-    signs = torch.diagonal(t, dim1=-2, dim2=-1).sign()
-    return q * signs.unsqueeze(-2), t * signs.unsqueeze(-1)
-
-
 def _factors_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
     """The factors against ``torch.linalg.qr`` (signs fixed for ``H`` so that ``diag(T) > 0``)
     and ``Q Q^T``, from float64 and float32 parameters, the projectors in both dtypes."""
+    from gnpcheck.nn.orthogonalize import positive_qr  # it imports this module: not at the top
+
     for dtype in (torch.float64, torch.float32):
         h_tilde = torch.randn(5, 5, dtype=dtype, generator=generator)
         r_tilde = torch.randn(3, 5, 2, dtype=dtype, generator=generator)
-        h_q, h_t = _positive_qr(h_tilde.double())
+        h_q, h_t = positive_qr(h_tilde)
         r_q, r_t = torch.linalg.qr(r_tilde.double())
         for build_dtype, tolerance in _TOLERANCES:
             got = library.factors(h_tilde, r_tilde, build_dtype)
@@ -574,15 +577,11 @@ def usable(*tensors: torch.Tensor) -> NativeLibrary | None:
     block; else ``None`` (the caller runs PyTorch operations)."""
     if torch.compiler.is_compiling() or transforming() or _DISABLED.get():
         return None
-    dtype = tensors[0].dtype
-    if dtype not in (torch.float32, torch.float64):
+    if not _readable(tensors):
         return None
     for tensor in tensors:
         if (
             type(tensor) not in (torch.Tensor, torch.nn.Parameter)  # no subclass's semantics
-            or tensor.device.type != "cpu"
-            or tensor.dtype != dtype
-            or not tensor.is_contiguous()
             or tensor.is_conj()
             or tensor.is_neg()
             or (tensor.requires_grad and torch.is_grad_enabled())
