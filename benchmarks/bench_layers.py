@@ -14,10 +14,11 @@ Usage: python benchmarks/bench_layers.py [--quick] [--full] [--repeats R] [--ste
    by Björck with 5..30 iterations instead of QR (the layer's "bjorck" option).
 3. Training step (forward + backward + Adam step) of BCOPConv2d (default; "no native": the
    default inside gnpcheck.nn.native.disabled(), the PyTorch operations instead of the native
-   library; build_dtype=float64; Björck with 20 iterations) over nn.Conv2d with circular padding, same shapes, R rounds of
-   one call each in round-robin order: median times, and the median over rounds of the
-   ratio of the two calls in the same round (target <= 1.15 for the default), with the
-   quartiles of the default's ratios in the last column (the spread of the host's noise).
+   library; build_dtype=float64; Björck with 20 iterations) over nn.Conv2d with circular
+   padding, same shapes, R rounds of one call each in round-robin order: median times, and
+   the median over rounds of the ratio of the two calls in the same round (target <= 1.15
+   for the default), with the quartiles of the default's ratios in the last column (the
+   spread of the host's noise).
    Also a plain convolution padded by BCOPConv2d's own padding ("padded"): BCOP over it is
    the cost of building the kernel alone. Row "train": the input needs no gradient (a first
    layer); row "in-grad": it does (a layer inside a network, whose backward also computes
