@@ -17,9 +17,26 @@
  * uses: the caller hands over its routines (gnp_set_blas). Integer arguments reach them as
  * pointers to 64-bit integers, which an LP64 library reads as their low 32 bits on a
  * little-endian machine and an ILP64 one whole (an integer it writes back, LAPACK's info,
- * starts at 0, so its low half alone tells success). */
+ * starts at 0, so its low half alone tells success).
+ *
+ * Threads: the caller hands over its OpenMP runtime's GOMP_parallel, omp_get_thread_num and
+ * omp_get_num_threads (gnp_set_threads; those of PyTorch's own runtime), so that the work is
+ * shared by the team PyTorch's operations use, not by a second pool competing for the same
+ * cores. Independent items (the QR factorizations, a batch of QR gradients) are spread over
+ * the team, each calling the BLAS alone (an OpenMP BLAS runs on one thread inside a parallel
+ * region); float32 products have their rows of tiles spread over it.
+ *
+ * Float32 products (gemm_f32 with op(B) = B) run on a kernel of this file where the processor
+ * has AVX-512F (12 x 32 tiles of C held in registers, A broadcast, B loaded by rows, masked at
+ * the edges), else on the BLAS: the BLAS PyTorch ships may choose code for another processor
+ * than the one it runs on (gnp_own_products). */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define GNP_HAVE_AVX512_KERNEL 1
+#endif
 
 typedef void (*gemm_fn)(const char *, const char *, const int64_t *, const int64_t *,
                         const int64_t *, const void *, const void *, const int64_t *,
@@ -37,7 +54,13 @@ static trsm_fn strsm = 0, dtrsm = 0;
 static geqrf_fn dgeqrf = 0;
 static orgqr_fn dorgqr = 0;
 
-int gnp_abi_version(void) { return 5; }
+typedef void (*parallel_fn)(void (*)(void *), void *, unsigned, unsigned);
+typedef int (*team_fn)(void);
+static parallel_fn omp_parallel = 0;
+static team_fn omp_thread_num = 0, omp_num_threads = 0;
+static int own_products = 0;
+
+int gnp_abi_version(void) { return 6; }
 
 void gnp_set_blas(void *sgemm_address, void *dgemm_address, void *strsm_address,
                   void *dtrsm_address, void *dgeqrf_address, void *dorgqr_address) {
@@ -48,6 +71,132 @@ void gnp_set_blas(void *sgemm_address, void *dgemm_address, void *strsm_address,
     dgeqrf = (geqrf_fn)dgeqrf_address;
     dorgqr = (orgqr_fn)dorgqr_address;
 }
+
+/* The OpenMP runtime's entry points, or null pointers: everything then runs on one thread. */
+void gnp_set_threads(void *parallel_address, void *thread_num_address,
+                     void *num_threads_address) {
+    const int all = parallel_address && thread_num_address && num_threads_address;
+    omp_parallel = all ? (parallel_fn)parallel_address : 0;
+    omp_thread_num = all ? (team_fn)thread_num_address : 0;
+    omp_num_threads = all ? (team_fn)num_threads_address : 0;
+}
+
+/* Whether float32 products run on this file's kernel: asked for (enable != 0) and the
+ * processor and operating system support AVX-512F. Returns the setting now in force. */
+int gnp_own_products(int enable) {
+#ifdef GNP_HAVE_AVX512_KERNEL
+    __builtin_cpu_init();
+    own_products = enable && __builtin_cpu_supports("avx512f");
+#else
+    own_products = 0;
+    (void)enable;
+#endif
+    return own_products;
+}
+
+/* body(data, thread, threads) on a team of at most `threads` (the runtime's choice), or once
+ * on this thread with (0, 1). */
+typedef void (*body_fn)(void *, int64_t, int64_t);
+typedef struct {
+    body_fn body;
+    void *data;
+} team_job;
+
+static void team_entry(void *job) {
+    const team_job *j = job;
+    j->body(j->data, omp_thread_num(), omp_num_threads());
+}
+
+static void in_parallel(body_fn body, void *data, int64_t threads) {
+    if (omp_parallel && threads > 1) {
+        team_job job = {body, data};
+        omp_parallel(team_entry, &job, (unsigned)threads, 0);
+    } else {
+        body(data, 0, 1);
+    }
+}
+
+/* [begin, end) of `count` items for `thread` of `threads`: contiguous, sizes differing by one */
+static int64_t share(int64_t count, int64_t thread, int64_t threads) {
+    return count * thread / threads;
+}
+
+/* Row-major C (m x n) = alpha op(A) B (+ C when accumulate): op(A) = A (m x k, row stride
+ * lda) or A^T (A k x m); B (k x n, row stride ldb). */
+typedef struct {
+    int64_t m, n, k, a_row, a_depth, ldb, ldc;
+    const float *a, *b;
+    float *c;
+    float alpha;
+    int accumulate;
+} product_job;
+
+#ifdef GNP_HAVE_AVX512_KERNEL
+#define TILE_ROWS 12
+#define TILE_COLUMNS 32
+/* The tile of C at rows [0, rows) and columns [0, columns), rows <= 12, columns <= 32: 24
+ * accumulators of 16 floats; a row of A past `rows` reads the last valid one (its sums are
+ * not stored). */
+#define TILE_ROW(r)                                                                            \
+    __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();                       \
+    const float *a##r = a + (r < rows ? r : rows - 1) * a_row;
+#define TILE_FMA(r)                                                                            \
+    {                                                                                          \
+        const __m512 x = _mm512_set1_ps(a##r[depth]);                                          \
+        c##r##0 = _mm512_fmadd_ps(x, b0, c##r##0);                                             \
+        c##r##1 = _mm512_fmadd_ps(x, b1, c##r##1);                                             \
+    }
+#define TILE_STORE(r)                                                                          \
+    if (r < rows) {                                                                            \
+        float *cr = c + r * ldc;                                                               \
+        __m512 v0 = _mm512_mul_ps(c##r##0, scale), v1 = _mm512_mul_ps(c##r##1, scale);         \
+        if (accumulate) {                                                                      \
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask0, cr));                          \
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask1, cr + 16));                     \
+        }                                                                                      \
+        _mm512_mask_storeu_ps(cr, mask0, v0);                                                  \
+        _mm512_mask_storeu_ps(cr + 16, mask1, v1);                                             \
+    }
+#define TILE_ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
+
+__attribute__((target("avx512f"))) static void tile(int64_t rows, int64_t columns, int64_t k,
+                                                    const float *a, int64_t a_row,
+                                                    int64_t a_depth, const float *b,
+                                                    int64_t ldb, float *c, int64_t ldc,
+                                                    float alpha, int accumulate) {
+    TILE_ALL(TILE_ROW)
+    const __mmask16 mask0 = columns >= 16 ? 0xFFFF : (__mmask16)((1u << columns) - 1);
+    const __mmask16 mask1 = columns >= 32   ? 0xFFFF
+                            : columns <= 16 ? 0
+                                            : (__mmask16)((1u << (columns - 16)) - 1);
+    for (int64_t p = 0; p < k; p++) {
+        const float *bp = b + p * ldb;
+        const int64_t depth = p * a_depth;
+        const __m512 b0 = _mm512_maskz_loadu_ps(mask0, bp);
+        const __m512 b1 = _mm512_maskz_loadu_ps(mask1, bp + 16);
+        TILE_ALL(TILE_FMA)
+    }
+    const __m512 scale = _mm512_set1_ps(alpha);
+    TILE_ALL(TILE_STORE)
+}
+
+/* The team's share of the tiles: rows of tiles split, every column of tiles (outer loop, so
+ * that B's panel stays in the cache across the rows). */
+static void product_body(void *data, int64_t thread, int64_t threads) {
+    const product_job *j = data;
+    const int64_t tiles = (j->m + TILE_ROWS - 1) / TILE_ROWS;
+    const int64_t first = share(tiles, thread, threads), last = share(tiles, thread + 1, threads);
+    for (int64_t column = 0; column < j->n; column += TILE_COLUMNS) {
+        const int64_t columns = j->n - column < TILE_COLUMNS ? j->n - column : TILE_COLUMNS;
+        for (int64_t t = first; t < last; t++) {
+            const int64_t row = t * TILE_ROWS;
+            const int64_t rows = j->m - row < TILE_ROWS ? j->m - row : TILE_ROWS;
+            tile(rows, columns, j->k, j->a + row * j->a_row, j->a_row, j->a_depth, j->b + column,
+                 j->ldb, j->c + row * j->ldc + column, j->ldc, j->alpha, j->accumulate);
+        }
+    }
+}
+#endif
 
 /* Thin QR, in float64, of a batch of row-major n x k matrices (n >= k >= 1) given in float32
  * (single != 0) or float64: q (batch, n, k) and upper triangular t (batch, k, k), row-major;
@@ -87,157 +236,418 @@ static int64_t qr(const void *a, int single, int64_t batch, int64_t n, int64_t k
     return 0;
 }
 
-#define DEFINE_ROUTINES(T, SUFFIX, GEMM, TRSM)                                                    \
-    /* row-major C (m x k2) = alpha op(A) op(B) + beta C: BLAS is column-major, so it        \
-       computes C^T = B^T A^T */                                                              \
-    static void gemm_##SUFFIX(int trans_a, int trans_b, int64_t m, int64_t k2, int64_t k,     \
-                              T alpha, const T *a, int64_t lda, const T *b, int64_t ldb,      \
-                              T beta, T *c, int64_t ldc) {                                     \
-        const char op_a = trans_a ? 'T' : 'N', op_b = trans_b ? 'T' : 'N';                     \
-        GEMM(&op_b, &op_a, &k2, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);             \
-    }                                                                                          \
-                                                                                               \
-    /* row-major X (n x k) <- X T^{-T} for T (k x k) upper triangular, row-major: seen        \
-       column-major, X^T is solved by T, whose buffer reads as T^T (lower) */                 \
-    static void solve_by_transpose_##SUFFIX(int64_t n, int64_t k, const T *t, T *x) {          \
-        const T one = 1;                                                                       \
-        TRSM("L", "L", "T", "N", &k, &n, &one, t, &k, x, &k);                                  \
-    }                                                                                          \
-                                                                                               \
-    void gnp_orthonormal_qr_gradient_##SUFFIX(const T *q, const T *t, const T *grad,           \
-                                              int64_t batch, int64_t n, int64_t k, T *out,     \
-                                              T *work) {                                       \
-        for (int64_t m = 0; m < batch; m++) {                                                  \
-            const T *qm = q + m * n * k, *tm = t + m * k * k, *gm = grad + m * n * k;          \
-            T *om = out + m * n * k, *b = work, *c = work + k * k;                             \
-            gemm_##SUFFIX(1, 0, k, k, n, 1, qm, k, gm, k, 0, b, k);                            \
-            for (int64_t i = 0; i < k; i++) {                                                  \
-                for (int64_t j = 0; j < k; j++) {                                              \
-                    const T lower = j < i ? b[i * k + j] - b[j * k + i] : 0;                   \
-                    c[i * k + j] = lower - b[i * k + j];                                       \
-                }                                                                              \
-            }                                                                                  \
-            memcpy(om, gm, sizeof(T) * (size_t)(n * k));                                       \
-            gemm_##SUFFIX(0, 0, n, k, k, 1, qm, k, c, k, 1, om, k);                            \
-            solve_by_transpose_##SUFFIX(n, k, tm, om);                                         \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    void gnp_projector_qr_gradient_##SUFFIX(const T *q, const T *t, const T *grad,             \
-                                            int64_t batch, int64_t n, int64_t k, T *out,       \
-                                            T *work) {                                         \
-        for (int64_t m = 0; m < batch; m++) {                                                  \
-            const T *qm = q + m * n * k, *tm = t + m * k * k, *gm = grad + m * n * n;          \
-            T *om = out + m * n * k, *sym = work, *small = work + n * n;                       \
-            for (int64_t i = 0; i < n; i++) {                                                  \
-                for (int64_t j = 0; j < n; j++) sym[i * n + j] = gm[i * n + j] + gm[j * n + i]; \
-            }                                                                                  \
-            gemm_##SUFFIX(0, 0, n, k, n, 1, sym, n, qm, k, 0, om, k);                          \
-            gemm_##SUFFIX(1, 0, k, k, n, 1, qm, k, om, k, 0, small, k);                        \
-            gemm_##SUFFIX(0, 0, n, k, k, -1, qm, k, small, k, 1, om, k);                       \
-            solve_by_transpose_##SUFFIX(n, k, tm, om);                                         \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    void gnp_stages_forward_##SUFFIX(const T *h, const T *projectors, int64_t stages,          \
-                                     const int64_t *index, const int64_t *axis, int64_t o,     \
-                                     int64_t n, T *const *outputs, T *work) {                  \
-        const int64_t size = o * n;                                                            \
-        int64_t a = 1, b = 1;                                                                  \
-        const T *x = h;                                                                        \
-        for (int64_t s = 0; s < stages; s++) {                                                 \
-            const T *p = projectors + index[s] * n * n;                                        \
-            gemm_##SUFFIX(0, 0, a * b * o, n, n, 1, x, n, p, n, 0, work, n);                      \
-            const int64_t rows = axis[s] == 0 ? a + 1 : a, cols = axis[s] == 1 ? b + 1 : b;    \
-            T *out = outputs[s];                                                               \
-            for (int64_t i = 0; i < rows; i++) {                                               \
-                for (int64_t j = 0; j < cols; j++) {                                           \
-                    T *target = out + (i * cols + j) * size;                                   \
-                    const int64_t pi = axis[s] == 0 ? i - 1 : i, pj = axis[s] == 1 ? j - 1 : j; \
-                    const int has_d = i < a && j < b, has_e = pi >= 0 && pj >= 0;             \
-                    if (!has_e) { /* the first tap along the axis: D alone */                  \
-                        memcpy(target, work + (i * b + j) * size, sizeof(T) * (size_t)size);   \
-                        continue;                                                              \
-                    }                                                                          \
-                    const T *xe = x + (pi * b + pj) * size, *de = work + (pi * b + pj) * size; \
-                    if (has_d) {                                                               \
-                        const T *d = work + (i * b + j) * size;                                \
-                        for (int64_t k = 0; k < size; k++) target[k] = (xe[k] - de[k]) + d[k]; \
-                    } else { /* the last tap along the axis: E alone */                        \
-                        for (int64_t k = 0; k < size; k++) target[k] = xe[k] - de[k];          \
-                    }                                                                          \
-                }                                                                              \
-            }                                                                                  \
-            x = out;                                                                           \
-            a = rows;                                                                          \
-            b = cols;                                                                          \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    void gnp_stages_backward_##SUFFIX(const T *projectors, int64_t stages,                     \
-                                      const int64_t *index, const int64_t *axis, int64_t o,    \
-                                      int64_t n, const T *const *inputs, const T *grad,        \
-                                      T *grad_h, T *grad_projectors, T *work) {                \
-        const int64_t size = o * n;                                                            \
-        int64_t a = 1, b = 1;                                                                  \
-        for (int64_t s = 0; s < stages; s++) {                                                 \
-            if (axis[s] == 0) a++; else b++;                                                   \
-        }                                                                                      \
-        T *g = work, *delta = work + a * b * size;                                             \
-        memcpy(g, grad, sizeof(T) * (size_t)(a * b * size));                                   \
-        for (int64_t s = stages - 1; s >= 0; s--) {                                            \
-            const int64_t cols = b;                                                            \
-            if (axis[s] == 0) a--; else b--;                                                   \
-            for (int64_t i = 0; i < a; i++) {                                                  \
-                for (int64_t j = 0; j < b; j++) {                                              \
-                    const T *now = g + (i * cols + j) * size;                                  \
-                    const T *later = g + ((axis[s] == 0 ? i + 1 : i) * cols                    \
-                                          + (axis[s] == 1 ? j + 1 : j)) * size;                \
-                    T *dd = delta + (i * b + j) * size;                                        \
-                    for (int64_t k = 0; k < size; k++) dd[k] = now[k] - later[k];              \
-                }                                                                              \
-            }                                                                                  \
-            gemm_##SUFFIX(1, 0, n, n, a * b * o, 1, inputs[s], n, delta, n, 0,                 \
-                          grad_projectors + index[s] * n * n, n);                              \
-            /* the input's gradient starts as `later`, compacted in place (each tap moves to  \
-               an earlier or the same position), then gains Delta P^T */                     \
-            T *next = s > 0 ? g : grad_h;                                                      \
-            for (int64_t i = 0; i < a; i++) {                                                  \
-                for (int64_t j = 0; j < b; j++) {                                              \
-                    const T *later = g + ((axis[s] == 0 ? i + 1 : i) * cols                    \
-                                          + (axis[s] == 1 ? j + 1 : j)) * size;                \
-                    memmove(next + (i * b + j) * size, later, sizeof(T) * (size_t)size);       \
-                }                                                                              \
-            }                                                                                  \
-            gemm_##SUFFIX(0, 1, a * b * o, n, n, 1, delta, n, projectors + index[s] * n * n,   \
-                          n, 1, next, n);                                                      \
-        }                                                                                      \
+#define DEFINE_PRODUCTS(T, SUFFIX, GEMM, TRSM, OWN_GEMM)                                           \
+    /* row-major C (m x k2) = alpha op(A) op(B) + beta C, on `threads` at most: this file's        \
+       kernel where OWN_GEMM takes it, else the BLAS, which is column-major and so computes        \
+       C^T = op(B)^T op(A)^T */                                                                    \
+    static void gemm_##SUFFIX(int trans_a, int trans_b, int64_t m, int64_t k2, int64_t k,          \
+                              T alpha, const T *a, int64_t lda, const T *b, int64_t ldb,           \
+                              T beta, T *c, int64_t ldc, int64_t threads) {                        \
+        if (OWN_GEMM(trans_a, trans_b, m, k2, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))    \
+            return;                                                                                \
+        const char op_a = trans_a ? 'T' : 'N', op_b = trans_b ? 'T' : 'N';                         \
+        GEMM(&op_b, &op_a, &k2, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);                 \
+    }                                                                                              \
+                                                                                                   \
+    /* row-major X (n x k) <- X T^{-T} for T (k x k) upper triangular, row-major: seen             \
+       column-major, X^T is solved by T, whose buffer reads as T^T (lower) */                      \
+    static void solve_by_transpose_##SUFFIX(int64_t n, int64_t k, const T *t, T *x) {              \
+        const T one = 1;                                                                           \
+        TRSM("L", "L", "T", "N", &k, &n, &one, t, &k, x, &k);                                      \
     }
 
-DEFINE_ROUTINES(float, f32, sgemm, strsm)
-DEFINE_ROUTINES(double, f64, dgemm, dtrsm)
+/* Whether this file's kernel computes the float32 product (and does): op(B) = B, beta 0 or 1,
+ * AVX-512F available and enabled (gnp_own_products); threads only for products of 2^21
+ * flops or more, where the team's start costs less than it saves. */
+static int own_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                        float *c, int64_t ldc, int64_t threads) {
+#ifdef GNP_HAVE_AVX512_KERNEL
+    if (!own_products || trans_b || (beta != 0 && beta != 1)) return 0;
+    const product_job job = {m,   n,   k, trans_a ? 1 : lda, trans_a ? lda : 1, ldb, ldc,
+                             a,   b,   c, alpha,             beta == 1};
+    in_parallel(product_body, (void *)&job, 2 * m * n * k >= (1 << 21) ? threads : 1);
+    return 1;
+#else
+    (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
+    (void)b, (void)ldb, (void)beta, (void)c, (void)ldc, (void)threads;
+    return 0;
+#endif
+}
+
+/* float64 products always go to the BLAS (whose own threads decide) */
+#define BLAS_ONLY(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads) \
+    ((void)(threads), 0)
+
+DEFINE_PRODUCTS(float, f32, sgemm, strsm, own_gemm_f32)
+DEFINE_PRODUCTS(double, f64, dgemm, dtrsm, BLAS_ONLY)
+
+typedef struct {
+    const void *h_tilde, *r_tilde;
+    int single, build_single;
+    int64_t n, count, m, lwork, slot;
+    double *h_q, *h_t, *r_q, *r_t, *work;
+    void *projectors;
+    atomic_int_fast64_t next, info;
+} factors_job;
+
+/* Items taken in turn by the team's threads (H first, the costliest): item 0 is H's QR, item
+ * b + 1 the QR of r_tilde[b] and its projector; one work slot per thread. */
+static void factors_body(void *data, int64_t thread, int64_t threads) {
+    factors_job *j = data;
+    const int64_t n = j->n, m = j->m;
+    const size_t element = j->single ? sizeof(float) : sizeof(double);
+    double *work = j->work + thread * j->slot;
+    (void)threads;
+    for (int64_t item = atomic_fetch_add(&j->next, 1); item <= j->count;
+         item = atomic_fetch_add(&j->next, 1)) {
+        int64_t info;
+        if (item == 0) {
+            info = qr(j->h_tilde, j->single, 1, n, n, 1, j->h_q, j->h_t, work, j->lwork);
+        } else {
+            const int64_t b = item - 1;
+            const void *source = (const char *)j->r_tilde + (size_t)(b * n * m) * element;
+            double *qb = j->r_q + b * n * m;
+            info = qr(source, j->single, 1, n, m, 0, qb, j->r_t + b * m * m, work, j->lwork);
+            if (info == 0) {
+                double *target = j->build_single ? work : (double *)j->projectors + b * n * n;
+                gemm_f64(0, 1, n, n, m, 1, qb, m, qb, m, 0, target, n, 1);
+                float *out = (float *)j->projectors + b * n * n;
+                for (int64_t i = 0; j->build_single && i < n * n; i++) out[i] = (float)work[i];
+            }
+        }
+        if (info != 0) atomic_store(&j->info, info);
+    }
+}
 
 /* The kernel's factors from a layer's parameters (float32 when single != 0, else float64):
  * h_q, h_t (n x n) of h_tilde with diag(h_t) > 0; r_q (count, n, m), r_t (count, m, m) of
  * r_tilde (Householder's signs, which cancel in the projectors); the projectors r_q r_q^T
  * (count, n, n), products in float64, written in float32 when build_single != 0.
- * work: n n + n + lwork doubles (lwork >= n). Returns 0, or LAPACK's info. */
-int64_t gnp_bcop_factors(const void *h_tilde, const void *r_tilde, int single, int64_t n,
-                         int64_t count, int64_t m, int build_single, double *h_q, double *h_t,
-                         double *r_q, double *r_t, void *projectors, double *work,
-                         int64_t lwork) {
-    int64_t info = qr(h_tilde, single, 1, n, n, 1, h_q, h_t, work, lwork);
-    if (info != 0) return info;
-    info = qr(r_tilde, single, count, n, m, 0, r_q, r_t, work, lwork);
-    if (info != 0) return info;
-    for (int64_t b = 0; b < count; b++) {
-        const double *qb = r_q + b * n * m;
-        double *target = build_single ? work : (double *)projectors + b * n * n;
-        gemm_f64(0, 1, n, n, m, 1, qb, m, qb, m, 0, target, n);
-        if (build_single) {
-            float *out = (float *)projectors + b * n * n;
-            for (int64_t i = 0; i < n * n; i++) out[i] = (float)work[i];
-        }
-    }
-    return 0;
+ * work: `threads` slots of n n + n + lwork doubles (lwork >= n). Returns 0, or LAPACK's info
+ * (of one factorization that failed). */
+static int64_t bcop_factors(const void *h_tilde, const void *r_tilde, int single, int64_t n,
+                            int64_t count, int64_t m, int build_single, double *h_q,
+                            double *h_t, double *r_q, double *r_t, void *projectors,
+                            void *work, int64_t lwork, int64_t threads) {
+    factors_job job = {.h_tilde = h_tilde, .r_tilde = r_tilde, .single = single,
+                       .build_single = build_single, .n = n, .count = count, .m = m,
+                       .lwork = lwork, .slot = n * n + n + lwork, .h_q = h_q, .h_t = h_t,
+                       .r_q = r_q, .r_t = r_t, .work = work, .projectors = projectors};
+    atomic_init(&job.next, 0);
+    atomic_init(&job.info, 0);
+    in_parallel(factors_body, &job, threads);
+    return (int64_t)atomic_load(&job.info);
 }
+
+/* Bytes of work gnp_kernel_forward_T and gnp_kernel_backward_T need, T of `element` bytes, for
+ * a kernel of a x b taps, o x n each, count projectors of rank m and LAPACK's lwork. */
+int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, int64_t o,
+                        int64_t a, int64_t b, int64_t lwork, int64_t threads) {
+    const int64_t taps = a * b * o * n;
+    const int64_t factors = threads * (n * n + n + lwork) * (int64_t)sizeof(double);
+    const int64_t forward = 2 * taps * element;
+    const int64_t qr = 3 * n * n + 2 * count * n * m + count * m * m + threads * 2 * n * n;
+    const int64_t stages = taps + n * n;
+    const int64_t backward = (taps + n * n + count * n * n + (qr > stages ? qr : stages)) * element;
+    const int64_t most = factors > forward ? factors : forward;
+    return most > backward ? most : backward;
+}
+
+#define DEFINE_ROUTINES(T, SUFFIX)                                                                 \
+    /* Abar = [Qbar + Q (tril(B - B^T, -1) - B)] T^{-T},  B = Q^T Qbar; work: 2 k k */             \
+    static void orthonormal_qr_item_##SUFFIX(const T *q, const T *t, const T *grad, int64_t n,     \
+                                             int64_t k, T *out, T *work, int64_t threads) {        \
+        T *b = work, *c = work + k * k;                                                            \
+        gemm_##SUFFIX(1, 0, k, k, n, 1, q, k, grad, k, 0, b, k, threads);                          \
+        for (int64_t i = 0; i < k; i++) {                                                          \
+            for (int64_t j = 0; j < k; j++) {                                                      \
+                const T lower = j < i ? b[i * k + j] - b[j * k + i] : 0;                           \
+                c[i * k + j] = lower - b[i * k + j];                                               \
+            }                                                                                      \
+        }                                                                                          \
+        memcpy(out, grad, sizeof(T) * (size_t)(n * k));                                            \
+        gemm_##SUFFIX(0, 0, n, k, k, 1, q, k, c, k, 1, out, k, threads);                           \
+        solve_by_transpose_##SUFFIX(n, k, t, out);                                                 \
+    }                                                                                              \
+                                                                                                   \
+    /* Abar = (I - Q Q^T) (Pbar + Pbar^T) Q T^{-T}; work: n n + k k */                             \
+    static void projector_qr_item_##SUFFIX(const T *q, const T *t, const T *grad, int64_t n,       \
+                                           int64_t k, T *out, T *work, int64_t threads) {          \
+        T *sym = work, *small = work + n * n;                                                      \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            for (int64_t j = 0; j < n; j++) sym[i * n + j] = grad[i * n + j] + grad[j * n + i];    \
+        }                                                                                          \
+        gemm_##SUFFIX(0, 0, n, k, n, 1, sym, n, q, k, 0, out, k, threads);                         \
+        gemm_##SUFFIX(1, 0, k, k, n, 1, q, k, out, k, 0, small, k, threads);                       \
+        gemm_##SUFFIX(0, 0, n, k, k, -1, q, k, small, k, 1, out, k, threads);                      \
+        solve_by_transpose_##SUFFIX(n, k, t, out);                                                 \
+    }                                                                                              \
+                                                                                                   \
+    typedef struct {                                                                               \
+        const T *q, *t, *grad;                                                                     \
+        int64_t batch, n, k, grad_size, work_size;                                                 \
+        T *out, *work;                                                                             \
+        void (*item)(const T *, const T *, const T *, int64_t, int64_t, T *, T *, int64_t);        \
+    } qr_gradients_job_##SUFFIX;                                                                   \
+                                                                                                   \
+    /* the team's share of a batch of QR gradients: one work slot per thread, each product on      \
+       its thread alone */                                                                         \
+    static void qr_gradients_body_##SUFFIX(void *data, int64_t thread, int64_t threads) {          \
+        const qr_gradients_job_##SUFFIX *j = data;                                                 \
+        const int64_t n = j->n, k = j->k;                                                          \
+        const int64_t last = share(j->batch, thread + 1, threads);                                 \
+        for (int64_t m = share(j->batch, thread, threads); m < last; m++) {                        \
+            j->item(j->q + m * n * k, j->t + m * k * k, j->grad + m * j->grad_size, n, k,          \
+                    j->out + m * n * k, j->work + thread * j->work_size, 1);                       \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* a batch of items spread over the team; a single item has the team for its products */       \
+    static void qr_gradients_##SUFFIX(const qr_gradients_job_##SUFFIX *job, int64_t threads) {     \
+        if (job->batch == 1) {                                                                     \
+            job->item(job->q, job->t, job->grad, job->n, job->k, job->out, job->work, threads);    \
+        } else {                                                                                   \
+            in_parallel(qr_gradients_body_##SUFFIX, (void *)job, threads);                         \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* work: `threads` slots of 2 k k */                                                           \
+    void gnp_orthonormal_qr_gradient_##SUFFIX(const T *q, const T *t, const T *grad,               \
+                                              int64_t batch, int64_t n, int64_t k, T *out,         \
+                                              T *work, int64_t threads) {                          \
+        const qr_gradients_job_##SUFFIX job = {q,     t,         grad, batch,                      \
+                                           n,     k,         n * k, 2 * k * k,                     \
+                                           out,   work,      orthonormal_qr_item_##SUFFIX};        \
+        qr_gradients_##SUFFIX(&job, threads);                                                      \
+    }                                                                                              \
+                                                                                                   \
+    /* work: `threads` slots of n n + k k */                                                       \
+    void gnp_projector_qr_gradient_##SUFFIX(const T *q, const T *t, const T *grad,                 \
+                                            int64_t batch, int64_t n, int64_t k, T *out,           \
+                                            T *work, int64_t threads) {                            \
+        const qr_gradients_job_##SUFFIX job = {q,     t,         grad, batch,                      \
+                                           n,     k,         n * n, n * n + k * k,                 \
+                                           out,   work,      projector_qr_item_##SUFFIX};          \
+        qr_gradients_##SUFFIX(&job, threads);                                                      \
+    }                                                                                              \
+                                                                                                   \
+    /* The stages: outputs[s] receives the output of stage s < stages - 1 and `kernel` that of     \
+       the last. work: a b o n of T for the largest grid of taps a stage reads. */                 \
+    void gnp_stages_forward_##SUFFIX(const T *h, const T *projectors, int64_t stages,              \
+                                     const int64_t *index, const int64_t *axis, int64_t o,         \
+                                     int64_t n, T *const *outputs, T *kernel, T *work,             \
+                                     int64_t threads) {                                            \
+        const int64_t size = o * n;                                                                \
+        int64_t a = 1, b = 1;                                                                      \
+        const T *x = h;                                                                            \
+        for (int64_t s = 0; s < stages; s++) {                                                     \
+            const T *p = projectors + index[s] * n * n;                                            \
+            gemm_##SUFFIX(0, 0, a * b * o, n, n, 1, x, n, p, n, 0, work, n, threads);              \
+            const int64_t rows = axis[s] == 0 ? a + 1 : a, cols = axis[s] == 1 ? b + 1 : b;        \
+            T *out = s < stages - 1 ? outputs[s] : kernel;                                         \
+            for (int64_t i = 0; i < rows; i++) {                                                   \
+                for (int64_t j = 0; j < cols; j++) {                                               \
+                    T *target = out + (i * cols + j) * size;                                       \
+                    const int64_t pi = axis[s] == 0 ? i - 1 : i, pj = axis[s] == 1 ? j - 1 : j;    \
+                    const int has_d = i < a && j < b, has_e = pi >= 0 && pj >= 0;                  \
+                    if (!has_e) { /* the first tap along the axis: D alone */                      \
+                        memcpy(target, work + (i * b + j) * size, sizeof(T) * (size_t)size);       \
+                        continue;                                                                  \
+                    }                                                                              \
+                    const T *xe = x + (pi * b + pj) * size, *de = work + (pi * b + pj) * size;     \
+                    if (has_d) {                                                                   \
+                        const T *d = work + (i * b + j) * size;                                    \
+                        for (int64_t k = 0; k < size; k++) target[k] = (xe[k] - de[k]) + d[k];     \
+                    } else { /* the last tap along the axis: E alone */                            \
+                        for (int64_t k = 0; k < size; k++) target[k] = xe[k] - de[k];              \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            x = out;                                                                               \
+            a = rows;                                                                              \
+            b = cols;                                                                              \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* The stages' backward given g, the gradient of the kernel's taps (a b o n, overwritten).     \
+       work: a b o n + n n of T. */                                                                \
+    static void stages_backward_##SUFFIX(const T *projectors, int64_t stages,                      \
+                                         const int64_t *index, const int64_t *axis, int64_t o,     \
+                                         int64_t n, const T *const *inputs, T *g, T *grad_h,       \
+                                         T *grad_projectors, T *work, int64_t threads) {           \
+        const int64_t size = o * n;                                                                \
+        int64_t a = 1, b = 1;                                                                      \
+        for (int64_t s = 0; s < stages; s++) {                                                     \
+            if (axis[s] == 0) a++; else b++;                                                       \
+        }                                                                                          \
+        T *delta = work, *transposed = delta + a * b * size;                                       \
+        for (int64_t s = stages - 1; s >= 0; s--) {                                                \
+            const int64_t cols = b;                                                                \
+            if (axis[s] == 0) a--; else b--;                                                       \
+            for (int64_t i = 0; i < a; i++) {                                                      \
+                for (int64_t j = 0; j < b; j++) {                                                  \
+                    const T *now = g + (i * cols + j) * size;                                      \
+                    const T *later = g + ((axis[s] == 0 ? i + 1 : i) * cols                        \
+                                          + (axis[s] == 1 ? j + 1 : j)) * size;                    \
+                    T *dd = delta + (i * b + j) * size;                                            \
+                    for (int64_t k = 0; k < size; k++) dd[k] = now[k] - later[k];                  \
+                }                                                                                  \
+            }                                                                                      \
+            gemm_##SUFFIX(1, 0, n, n, a * b * o, 1, inputs[s], n, delta, n, 0,                     \
+                          grad_projectors + index[s] * n * n, n, threads);                         \
+            /* the input's gradient starts as `later`, compacted in place (each tap moves to       \
+               an earlier or the same position), then gains Delta P^T (P^T copied, so that         \
+               the product reads B by rows) */                                                     \
+            T *next = s > 0 ? g : grad_h;                                                          \
+            for (int64_t i = 0; i < a; i++) {                                                      \
+                for (int64_t j = 0; j < b; j++) {                                                  \
+                    const T *later = g + ((axis[s] == 0 ? i + 1 : i) * cols                        \
+                                          + (axis[s] == 1 ? j + 1 : j)) * size;                    \
+                    memmove(next + (i * b + j) * size, later, sizeof(T) * (size_t)size);           \
+                }                                                                                  \
+            }                                                                                      \
+            const T *p = projectors + index[s] * n * n;                                            \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                for (int64_t j = 0; j < n; j++) transposed[i * n + j] = p[j * n + i];              \
+            }                                                                                      \
+            gemm_##SUFFIX(0, 0, a * b * o, n, n, 1, delta, n, transposed, n, 1, next, n,           \
+                          threads);                                                                \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* work: 2 a b o n + n n of T for the kernel's grid of taps a x b */                           \
+    void gnp_stages_backward_##SUFFIX(const T *projectors, int64_t stages,                         \
+                                      const int64_t *index, const int64_t *axis, int64_t o,        \
+                                      int64_t n, const T *const *inputs, const T *grad,            \
+                                      T *grad_h, T *grad_projectors, T *work,                      \
+                                      int64_t threads) {                                           \
+        int64_t taps = 1;                                                                          \
+        for (int64_t s = 0, a = 1, b = 1; s < stages; s++, taps = a * b) {                         \
+            if (axis[s] == 0) a++; else b++;                                                       \
+        }                                                                                          \
+        memcpy(work, grad, sizeof(T) * (size_t)(taps * o * n));                                    \
+        stages_backward_##SUFFIX(projectors, stages, index, axis, o, n, inputs, work, grad_h,      \
+                                 grad_projectors, work + taps * o * n, threads);                   \
+    }                                                                                              \
+                                                                                                   \
+    /* The kernel from a layer's parameters: the factors (bcop_factors), h = the first o rows      \
+       of H in T (into inputs[0]), the stages (stage s < stages - 1 into inputs[s + 1]), then      \
+       the kernel in PyTorch's layout (o, in_channels, a, b), a = 1 in 1-D, written in float32     \
+       when kernel_single != 0. work: gnp_kernel_work bytes. Returns 0, or LAPACK's info. */       \
+    int64_t gnp_kernel_forward_##SUFFIX(                                                           \
+        const void *h_tilde, const void *r_tilde, int single, int64_t n, int64_t count,            \
+        int64_t m, const int64_t *index, const int64_t *axis, int64_t o, int64_t in_channels,      \
+        double *h_q, double *h_t, double *r_q, double *r_t, T *projectors, T *const *inputs,       \
+        void *kernel, int kernel_single, void *work, int64_t lwork, int64_t threads) {             \
+        const int64_t stages = count; /* a projector per stage */                                  \
+        const int64_t info = bcop_factors(h_tilde, r_tilde, single, n, count, m,                   \
+                                          sizeof(T) == sizeof(float), h_q, h_t, r_q, r_t,          \
+                                          projectors, work, lwork, threads);                       \
+        if (info != 0) return info;                                                                \
+        for (int64_t i = 0; i < o * n; i++) inputs[0][i] = (T)h_q[i];                              \
+        int64_t a = 1, b = 1;                                                                      \
+        for (int64_t s = 0; s < stages; s++) {                                                     \
+            if (axis[s] == 0) a++; else b++;                                                       \
+        }                                                                                          \
+        T *taps = work, *scratch = taps + a * b * o * n;                                           \
+        gnp_stages_forward_##SUFFIX(inputs[0], projectors, stages, index, axis, o, n, inputs + 1,  \
+                                    taps, scratch, threads);                                       \
+        for (int64_t oo = 0; oo < o; oo++) {                                                       \
+            for (int64_t i = 0; i < in_channels; i++) {                                            \
+                const int64_t at = (oo * in_channels + i) * a * b;                                 \
+                for (int64_t tap = 0; tap < a * b; tap++) {                                        \
+                    const T value = taps[(tap * o + oo) * n + i];                                  \
+                    if (kernel_single) ((float *)kernel)[at + tap] = (float)value;                 \
+                    else ((double *)kernel)[at + tap] = (double)value;                             \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        return 0;                                                                                  \
+    }                                                                                              \
+                                                                                                   \
+    typedef struct {                                                                               \
+        const T *h_q, *h_t, *grad_h, *r_q, *r_t, *grad_projectors;                                 \
+        T *out_h, *out_r, *work;                                                                   \
+        int64_t n, m, count, slot;                                                                 \
+        atomic_int_fast64_t next;                                                                  \
+    } kernel_qr_job_##SUFFIX;                                                                      \
+                                                                                                   \
+    /* items taken in turn by the team's threads, from `next` to `count`: 0 is H's QR              \
+       gradient, b + 1 that of r_tilde[b]'s projector */                                           \
+    static void kernel_qr_body_##SUFFIX(void *data, int64_t thread, int64_t threads) {             \
+        kernel_qr_job_##SUFFIX *j = data;                                                          \
+        const int64_t n = j->n, m = j->m;                                                          \
+        T *work = j->work + thread * j->slot;                                                      \
+        (void)threads;                                                                             \
+        for (int64_t item = atomic_fetch_add(&j->next, 1); item <= j->count;                       \
+             item = atomic_fetch_add(&j->next, 1)) {                                               \
+            if (item == 0) {                                                                       \
+                orthonormal_qr_item_##SUFFIX(j->h_q, j->h_t, j->grad_h, n, n, j->out_h, work, 1);  \
+            } else {                                                                               \
+                const int64_t b = item - 1;                                                        \
+                projector_qr_item_##SUFFIX(j->r_q + b * n * m, j->r_t + b * m * m,                 \
+                                           j->grad_projectors + b * n * n, n, m,                   \
+                                           j->out_r + b * n * m, work, 1);                         \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* The parameters' gradients given the kernel's (PyTorch's layout, float32 when                \
+       kernel_single != 0) and what gnp_kernel_forward_T saved: the stages' backward, then the     \
+       QR gradients of H (its gradient zero past row o) and of each projector, in T, written       \
+       in float32 when param_single != 0 into grad_h_tilde and grad_r_tilde (either null: not      \
+       wanted). work: gnp_kernel_work bytes. */                                                    \
+    void gnp_kernel_backward_##SUFFIX(                                                             \
+        const void *grad_kernel, int kernel_single, int64_t n, int64_t count, int64_t m,           \
+        const int64_t *index, const int64_t *axis, int64_t o, int64_t in_channels,                 \
+        const double *h_q, const double *h_t, const double *r_q, const double *r_t,                \
+        const T *projectors, const T *const *inputs, void *grad_h_tilde, void *grad_r_tilde,       \
+        int param_single, void *work, int64_t threads) {                                           \
+        const int64_t stages = count; /* a projector per stage */                                  \
+        int64_t a = 1, b = 1;                                                                      \
+        for (int64_t s = 0; s < stages; s++) {                                                     \
+            if (axis[s] == 0) a++; else b++;                                                       \
+        }                                                                                          \
+        const int64_t taps = a * b;                                                                \
+        T *g = work, *grad_h = g + taps * o * n, *grad_p = grad_h + n * n;                         \
+        T *factors = grad_p + count * n * n, *stage_work = factors;                                \
+        for (int64_t tap = 0; tap < taps; tap++) {                                                 \
+            for (int64_t oo = 0; oo < o; oo++) {                                                   \
+                T *row = g + (tap * o + oo) * n;                                                   \
+                for (int64_t i = 0; i < in_channels; i++) {                                        \
+                    const int64_t at = (oo * in_channels + i) * taps + tap;                        \
+                    row[i] = kernel_single ? (T)((const float *)grad_kernel)[at]                   \
+                                           : (T)((const double *)grad_kernel)[at];                 \
+                }                                                                                  \
+                for (int64_t i = in_channels; i < n; i++) row[i] = 0;                              \
+            }                                                                                      \
+        }                                                                                          \
+        stages_backward_##SUFFIX(projectors, stages, index, axis, o, n, inputs, g, grad_h,         \
+                                 grad_p, stage_work, threads);                                     \
+        for (int64_t i = o * n; i < n * n; i++) grad_h[i] = 0;                                     \
+        T *hq = factors, *ht = hq + n * n, *rq = ht + n * n, *rt = rq + count * n * m;             \
+        T *out_h = rt + count * m * m, *out_r = out_h + n * n, *slots = out_r + count * n * m;     \
+        for (int64_t i = 0; grad_h_tilde && i < n * n; i++) hq[i] = (T)h_q[i], ht[i] = (T)h_t[i];  \
+        for (int64_t i = 0; grad_r_tilde && i < count * n * m; i++) rq[i] = (T)r_q[i];             \
+        for (int64_t i = 0; grad_r_tilde && i < count * m * m; i++) rt[i] = (T)r_t[i];             \
+        kernel_qr_job_##SUFFIX job = {.h_q = hq, .h_t = ht, .grad_h = grad_h, .r_q = rq,           \
+                                      .r_t = rt, .grad_projectors = grad_p, .out_h = out_h,        \
+                                      .out_r = out_r, .work = slots, .n = n, .m = m,               \
+                                      .count = grad_r_tilde ? count : 0,                           \
+                                      .slot = 2 * n * n};                                          \
+        atomic_init(&job.next, grad_h_tilde ? 0 : 1);                                              \
+        in_parallel(kernel_qr_body_##SUFFIX, &job, threads);                                       \
+        const T *outs[2] = {out_h, out_r};                                                         \
+        void *targets[2] = {grad_h_tilde, grad_r_tilde};                                           \
+        const int64_t sizes[2] = {n * n, count * n * m};                                           \
+        for (int w = 0; w < 2; w++) {                                                              \
+            for (int64_t i = 0; targets[w] && i < sizes[w]; i++) {                                 \
+                if (param_single) ((float *)targets[w])[i] = (float)outs[w][i];                    \
+                else ((double *)targets[w])[i] = (double)outs[w][i];                               \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+
+DEFINE_ROUTINES(float, f32)
+DEFINE_ROUTINES(double, f64)

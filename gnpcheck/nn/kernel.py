@@ -31,6 +31,7 @@ from gnpcheck.nn.functions import apply_function
 
 __all__ = [
     "bcop_kernel",
+    "native_stages",
     "stages_backward",
     "stages_forward",
     "stages_tangent",
@@ -93,8 +94,9 @@ def _axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
     return [stage for i in range(taps) for stage in ((i, 1), (taps + i, 0))]
 
 
-def _native_axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
-    """:func:`_axes` on the native library's 2-D grid of taps (a 1-D kernel is one row)."""
+def native_stages(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
+    """(projector index, tap axis) of each stage on the native library's 2-D grid of taps (a
+    1-D kernel is one row)."""
     return [(index, axis + 2 - spatial_ndim) for index, axis in _axes(spatial_ndim, taps)]
 
 
@@ -110,7 +112,7 @@ def stages_forward(
         h = h.contiguous()  # H from a QR is column-major; the stages' first input is h itself
     stages_library = native.usable(h, projectors) if taps else None
     if stages_library is not None:
-        kernel, inputs = stages_library.forward(h, projectors, _native_axes(spatial_ndim, taps))
+        kernel, inputs = stages_library.forward(h, projectors, native_stages(spatial_ndim, taps))
         if spatial_ndim == 1:
             return kernel[0], [x[0] for x in inputs]
         return kernel, inputs
@@ -134,7 +136,7 @@ def stages_backward(
     if stages_library is not None:
         if spatial_ndim == 1:
             grad, inputs = grad.unsqueeze(0), [x.unsqueeze(0) for x in inputs]
-        return stages_library.backward(projectors, inputs, grad, _native_axes(spatial_ndim, taps))
+        return stages_library.backward(projectors, inputs, grad, native_stages(spatial_ndim, taps))
     grad_projectors: dict[int, torch.Tensor] = {}
     stages = _axes(spatial_ndim, taps)
     for (index, axis), x in zip(reversed(stages), reversed(inputs), strict=True):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.machinery
+import itertools
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 #: The ``gnp_abi_version()`` this module calls; a library built from another source is not used.
-ABI_VERSION = 5
+ABI_VERSION = 6
 #: Set to ``0`` to run the PyTorch operations even where the library is built.
 DISABLE_VARIABLE = "GNPCHECK_NATIVE"
 
@@ -67,16 +69,16 @@ def _library_file() -> Path | None:
 
 
 _BLAS_ROUTINES = ("sgemm_", "dgemm_", "strsm_", "dtrsm_", "dgeqrf_", "dorgqr_")
+_THREAD_ROUTINES = ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")
 
 
-def _torch_blas() -> list[int] | None:
-    """Addresses of :data:`_BLAS_ROUTINES` in PyTorch's CPU library, if it exports them."""
+def _torch_routines(names: Sequence[str]) -> list[int] | None:
+    """Addresses of ``names`` in PyTorch's CPU library or the libraries it loaded (its BLAS
+    and OpenMP runtime), if it exports them all."""
     for path in sorted((Path(torch.__file__).resolve().parent / "lib").glob("libtorch_cpu.*")):
         try:
-            blas = ctypes.CDLL(str(path))
-            addresses = [
-                ctypes.cast(getattr(blas, name), _POINTER).value for name in _BLAS_ROUTINES
-            ]
+            handle = ctypes.CDLL(str(path))
+            addresses = [ctypes.cast(getattr(handle, name), _POINTER).value for name in names]
         except (OSError, AttributeError):
             continue
         if all(addresses):
@@ -85,16 +87,28 @@ def _torch_blas() -> list[int] | None:
 
 
 class NativeLibrary:
-    """The loaded library, on contiguous CPU tensors of one floating dtype (each method checks
-    what it is given before the library reads it): :meth:`factors`, :meth:`forward` and
-    :meth:`backward` of a stage list, :meth:`orthonormal_qr_gradient` and
-    :meth:`projector_qr_gradient`. Whether to call it is :func:`usable`'s decision."""
+    """The loaded library, on contiguous CPU float32 and float64 tensors (each method checks
+    what it is given before the library reads it): :meth:`kernel` and :meth:`kernel_backward`
+    (a layer's whole kernel build), :meth:`forward` and :meth:`backward` of a stage list,
+    :meth:`orthonormal_qr_gradient` and :meth:`projector_qr_gradient`. Whether to call it is
+    :func:`usable`'s decision."""
 
-    def __init__(self, handle: ctypes.CDLL, blas: Sequence[int], path: Path) -> None:
+    def __init__(
+        self, handle: ctypes.CDLL, blas: Sequence[int], threads: Sequence[int] | None, path: Path
+    ) -> None:
         self.path = path
         handle.gnp_set_blas.argtypes = [_POINTER] * len(_BLAS_ROUTINES)
         handle.gnp_set_blas.restype = None
         handle.gnp_set_blas(*blas)
+        handle.gnp_set_threads.argtypes = [_POINTER] * len(_THREAD_ROUTINES)
+        handle.gnp_set_threads.restype = None
+        handle.gnp_set_threads(*(threads or (None,) * len(_THREAD_ROUTINES)))
+        #: Whether the library shares its work with PyTorch's OpenMP team.
+        self.threaded = threads is not None
+        self._own_products = handle.gnp_own_products
+        self._own_products.argtypes = [ctypes.c_int]
+        self._own_products.restype = ctypes.c_int
+        self.own_products = self.use_own_products(True)
         self._forward = {
             torch.float32: handle.gnp_stages_forward_f32,
             torch.float64: handle.gnp_stages_forward_f64,
@@ -105,11 +119,11 @@ class NativeLibrary:
         }
         for function in self._forward.values():
             function.argtypes = [_POINTER, _POINTER, _INT, _INTS, _INTS, _INT, _INT, _POINTERS]
-            function.argtypes += [_POINTER]
+            function.argtypes += [_POINTER, _POINTER, _INT]
             function.restype = None
         for function in self._backward.values():
             function.argtypes = [_POINTER, _INT, _INTS, _INTS, _INT, _INT, _POINTERS, _POINTER]
-            function.argtypes += [_POINTER, _POINTER, _POINTER]
+            function.argtypes += [_POINTER, _POINTER, _POINTER, _INT]
             function.restype = None
         self._qr_gradients = {
             (kind, dtype): getattr(handle, f"gnp_{kind}_qr_gradient_{suffix}")
@@ -118,63 +132,173 @@ class NativeLibrary:
         }
         for function in self._qr_gradients.values():
             function.argtypes = [_POINTER, _POINTER, _POINTER, _INT, _INT, _INT, _POINTER, _POINTER]
+            function.argtypes += [_INT]
             function.restype = None
-        self._factors = handle.gnp_bcop_factors
-        self._factors.argtypes = [_POINTER, _POINTER, ctypes.c_int, _INT, _INT, _INT]
-        self._factors.argtypes += [ctypes.c_int] + [_POINTER] * 6 + [_INT]
-        self._factors.restype = _INT
+        self._kernel_work = handle.gnp_kernel_work
+        self._kernel_work.argtypes = [_INT] * 9
+        self._kernel_work.restype = _INT
+        self._kernel_forward = {
+            torch.float32: handle.gnp_kernel_forward_f32,
+            torch.float64: handle.gnp_kernel_forward_f64,
+        }
+        shared = [_INT, _INT, _INT, _INTS, _INTS, _INT, _INT, *[_POINTER] * 5, _POINTERS]
+        forward: list[Any] = [_POINTER, _POINTER, ctypes.c_int, *shared, _POINTER, ctypes.c_int]
+        forward += [_POINTER, _INT, _INT]
+        for function in self._kernel_forward.values():
+            function.argtypes = forward
+            function.restype = _INT
+        self._kernel_backward = {
+            torch.float32: handle.gnp_kernel_backward_f32,
+            torch.float64: handle.gnp_kernel_backward_f64,
+        }
+        backward: list[Any] = [_POINTER, ctypes.c_int, *shared, _POINTER, _POINTER, ctypes.c_int]
+        backward += [_POINTER, _INT]
+        for function in self._kernel_backward.values():
+            function.argtypes = backward
+            function.restype = None
 
-    def factors(
-        self, h_tilde: torch.Tensor, r_tilde: torch.Tensor, build_dtype: torch.dtype
+    def use_own_products(self, enable: bool) -> bool:
+        """Run float32 products on the library's AVX-512 kernel (``True``, the default where
+        the processor has AVX-512F) or on PyTorch's BLAS; returns the setting now in force
+        (``False`` where the kernel cannot run), also kept in :attr:`own_products`."""
+        self.own_products = bool(self._own_products(int(enable)))
+        return self.own_products
+
+    def kernel(
+        self,
+        h_tilde: torch.Tensor,
+        r_tilde: torch.Tensor,
+        stages: Sequence[tuple[int, int]],
+        out_channels: int,
+        in_channels: int,
+        build_dtype: torch.dtype,
     ) -> tuple[torch.Tensor, ...]:
-        """As :func:`gnpcheck.nn.qr_kernel` computes them: ``h_q``, ``h_t`` (the float64
-        Householder QR of ``h_tilde``, ``diag(h_t) > 0``), ``r_q``, ``r_t`` (of each
-        ``r_tilde[i]``, Householder's signs) and the projectors ``r_q r_q^T`` in
-        ``build_dtype``; ``h_tilde`` ``(n, n)``, ``r_tilde`` ``(count, n, m)`` with
-        ``count, m >= 1``.
+        """What :func:`gnpcheck.nn.qr_kernel` builds from a layer's parameters, in one call:
+        the kernel ``(out_channels, in_channels, K...)`` in ``h_tilde``'s dtype, then
+        ``h_q``, ``h_t`` (the float64 Householder QR of ``h_tilde``, ``diag(h_t) > 0``),
+        ``r_q``, ``r_t`` (of each ``r_tilde[i]``, Householder's signs), the projectors
+        ``r_q r_q^T`` and every stage's input, in ``build_dtype``. ``stages`` as for
+        :meth:`forward`; a 1-D kernel (all stages along axis 1) has 1-D taps.
 
         Raises:
-            InvalidArgumentError: tensors the library cannot read safely.
+            InvalidArgumentError: tensors the library cannot read safely, shapes that do not
+                fit, or a QR factorization that LAPACK reports as failed.
         """
-        _check_readable([h_tilde, r_tilde])
         n = h_tilde.shape[-1]
+        count, m = len(stages), r_tilde.shape[-1]
+        _check_readable([h_tilde, r_tilde])
         if (
             h_tilde.shape != (n, n)
-            or r_tilde.ndim != 3
-            or r_tilde.shape[1] != n
-            or not 1 <= r_tilde.shape[2] <= n
-            or r_tilde.shape[0] < 1
+            or tuple(r_tilde.shape) != (count, n, m)
+            or not 1 <= m <= n
+            or not (1 <= out_channels <= n and 1 <= in_channels <= n)
             or build_dtype not in (torch.float32, torch.float64)
         ):
             raise InvalidArgumentError(
-                f"h_tilde, r_tilde and build_dtype are {tuple(h_tilde.shape)}, "
-                f"{tuple(r_tilde.shape)} and {build_dtype}, but they must be (n, n), "
-                "(count, n, m) with count >= 1 and 1 <= m <= n, and float32 or float64"
+                f"h_tilde, r_tilde, the channels and build_dtype are {tuple(h_tilde.shape)}, "
+                f"{tuple(r_tilde.shape)}, ({out_channels}, {in_channels}) and {build_dtype}, "
+                f"but they must be (n, n), ({count}, n, m) with 1 <= m <= n for these stages, "
+                "at most n each, and float32 or float64"
             )
-        count, _, m = r_tilde.shape
-        f64 = torch.float64
-        h_q, h_t = h_tilde.new_empty((n, n), dtype=f64), h_tilde.new_empty((n, n), dtype=f64)
-        r_q = r_tilde.new_empty((count, n, m), dtype=f64)
-        r_t = r_tilde.new_empty((count, m, m), dtype=f64)
-        projectors = r_tilde.new_empty((count, n, n), dtype=build_dtype)
-        lwork = 64 * (n + 1)
-        work = h_tilde.new_empty(n * n + n + lwork, dtype=f64)
-        single = int(h_tilde.dtype == torch.float32)
-        outputs = (h_q, h_t, r_q, r_t, projectors, work)
-        info = self._factors(
+        grids = _grids(stages)
+        _check_stages(stages, count)
+        o, f64 = out_channels, torch.float64
+        factors = h_tilde.new_empty(2 * n * n + count * m * (n + m), dtype=f64)
+        h_q, h_t, r_q, r_t = _split(factors, [(n, n), (n, n), (count, n, m), (count, m, m)])
+        one_d = all(axis == 1 for _, axis in stages)
+        shapes = [(count, n, n)] + [(c, o, n) if one_d else (r, c, o, n) for r, c in grids[:-1]]
+        built = h_tilde.new_empty(sum(math.prod(shape) for shape in shapes), dtype=build_dtype)
+        projectors, *inputs = _split(built, shapes)
+        taps = grids[-1][1:] if one_d else grids[-1]
+        kernel = h_tilde.new_empty((o, in_channels, *taps))
+        threads, lwork = torch.get_num_threads(), 64 * (n + 1)
+        work = self._work(build_dtype, n, m, count, o, grids[-1], lwork, threads, h_tilde)
+        info = self._kernel_forward[build_dtype](
             h_tilde.data_ptr(),
             r_tilde.data_ptr(),
-            single,
-            n,
-            count,
-            m,
-            int(build_dtype == torch.float32),
-            *(t.data_ptr() for t in outputs),
+            int(h_tilde.dtype == torch.float32),
+            *_kernel_arguments(stages, o, in_channels, [h_q, h_t, r_q, r_t, projectors, *inputs]),
+            kernel.data_ptr(),
+            int(kernel.dtype == torch.float32),
+            work.data_ptr(),
             lwork,
+            threads,
         )
         if info != 0:
             raise InvalidArgumentError(f"LAPACK's QR factorization returned info={info}")
-        return h_q, h_t, r_q, r_t, projectors
+        return (kernel, h_q, h_t, r_q, r_t, projectors, *inputs)
+
+    def kernel_backward(
+        self,
+        grad: torch.Tensor,
+        saved: Sequence[torch.Tensor],
+        stages: Sequence[tuple[int, int]],
+        needs: tuple[bool, bool],
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The gradients of ``h_tilde`` and ``r_tilde`` (``None`` where ``needs`` says not
+        wanted) given the kernel's, ``grad`` (contiguous, the kernel's shape and dtype, which
+        is the parameters'), and ``saved``, what :meth:`kernel` returned after the kernel.
+
+        Raises:
+            InvalidArgumentError: tensors the library cannot read safely, or shapes that do
+                not fit.
+        """
+        h_q, h_t, r_q, r_t, projectors, *inputs = saved
+        n, m, count = h_q.shape[-1], r_q.shape[-1], len(stages)
+        o, in_channels = grad.shape[:2]
+        grids = _grids(stages)
+        _check_readable([grad])
+        _check_readable([h_q, h_t, r_q, r_t])
+        _check([projectors, *inputs], projectors, stages, n)
+        taps = grids[-1] if grad.ndim == 4 else grids[-1][1:]
+        one_d = grad.ndim == 3
+        expected = [(n, n), (n, n), (count, n, m), (count, m, m)]
+        expected += [(c, o, n) if one_d else (r, c, o, n) for r, c in grids[:-1]]
+        shapes = [tuple(t.shape) for t in (h_q, h_t, r_q, r_t, *inputs)]
+        if (
+            h_q.dtype != torch.float64
+            or tuple(grad.shape[2:]) != taps
+            or not 1 <= in_channels <= n
+            or shapes != expected
+        ):
+            raise InvalidArgumentError(
+                f"the kernel's gradient {tuple(grad.shape)} and the saved tensors {shapes} do "
+                f"not fit these stages: they need (o, in_channels, {', '.join(map(str, taps))}) "
+                f"and {expected}, factors in float64"
+            )
+        build_dtype = projectors.dtype
+        grad_h_tilde = grad.new_empty(n, n) if needs[0] else None
+        grad_r_tilde = grad.new_empty(count, n, m) if needs[1] else None
+        threads = torch.get_num_threads()
+        work = self._work(build_dtype, n, m, count, o, grids[-1], 64 * (n + 1), threads, grad)
+        self._kernel_backward[build_dtype](
+            grad.data_ptr(),
+            int(grad.dtype == torch.float32),
+            *_kernel_arguments(stages, o, in_channels, saved),
+            None if grad_h_tilde is None else grad_h_tilde.data_ptr(),
+            None if grad_r_tilde is None else grad_r_tilde.data_ptr(),
+            int(grad.dtype == torch.float32),
+            work.data_ptr(),
+            threads,
+        )
+        return grad_h_tilde, grad_r_tilde
+
+    def _work(
+        self,
+        build_dtype: torch.dtype,
+        n: int,
+        m: int,
+        count: int,
+        o: int,
+        grid: tuple[int, int],
+        lwork: int,
+        threads: int,
+        like: torch.Tensor,
+    ) -> torch.Tensor:
+        """The work :meth:`kernel` and :meth:`kernel_backward` hand the library (bytes)."""
+        element = torch.finfo(build_dtype).bits // 8
+        size = self._kernel_work(element, n, m, count, o, *grid, lwork, threads)
+        return like.new_empty(size, dtype=torch.uint8)
 
     def forward(
         self, h: torch.Tensor, projectors: torch.Tensor, stages: Sequence[tuple[int, int]]
@@ -192,7 +316,9 @@ class NativeLibrary:
         o, n = h.shape
         grids = _grids(stages)
         _check([h, projectors], projectors, stages, n)
-        outputs = [h.new_empty(rows, columns, o, n) for rows, columns in grids[1:]]
+        shapes = [(rows, columns, o, n) for rows, columns in grids[1:-1]]
+        outputs = _split(h.new_empty(sum(math.prod(shape) for shape in shapes)), shapes)
+        outputs.append(h.new_empty(*grids[-1], o, n))  # its own: the caller may view it
         work = h.new_empty(math.prod(grids[-2]) * o * n)
         index, axes = _stage_arrays(tuple(stages))
         self._forward[h.dtype](
@@ -203,8 +329,10 @@ class NativeLibrary:
             axes,
             o,
             n,
-            _pointers(outputs),
+            _pointers(outputs[:-1]),
+            outputs[-1].data_ptr(),
             work.data_ptr(),
+            torch.get_num_threads(),
         )
         return outputs[-1], [h.reshape(1, 1, o, n), *outputs[:-1]]
 
@@ -233,7 +361,7 @@ class NativeLibrary:
             )
         grad_h = grad.new_empty(o, n)
         grad_projectors = projectors.new_empty(projectors.shape)
-        work = grad.new_empty(2 * grad.numel())
+        work = grad.new_empty(2 * grad.numel() + n * n)
         index, axes = _stage_arrays(tuple(stages))
         self._backward[grad.dtype](
             projectors.data_ptr(),
@@ -247,6 +375,7 @@ class NativeLibrary:
             grad_h.data_ptr(),
             grad_projectors.data_ptr(),
             work.data_ptr(),
+            torch.get_num_threads(),
         )
         return grad_h, grad_projectors
 
@@ -295,7 +424,8 @@ class NativeLibrary:
                 f"and {tuple(grad_shape)}"
             )
         out = q.new_empty(q.shape)
-        work = q.new_empty(n * n + k * k if kind == "projector" else 2 * k * k)
+        threads = torch.get_num_threads()
+        work = q.new_empty(threads * (n * n + k * k if kind == "projector" else 2 * k * k))
         self._qr_gradients[kind, q.dtype](
             q.data_ptr(),
             t.data_ptr(),
@@ -305,6 +435,7 @@ class NativeLibrary:
             k,
             out.data_ptr(),
             work.data_ptr(),
+            threads,
         )
         return out
 
@@ -341,16 +472,37 @@ def _check(
     n: int,
 ) -> None:
     """What the library needs to read and write ``tensors`` safely."""
-    if not stages or any(axis not in (0, 1) for _, axis in stages):
-        raise InvalidArgumentError(f"stages={list(stages)}, but they must be (index, 0 or 1) pairs")
     _check_readable(tensors)
     count = projectors.shape[0] if projectors.ndim == 3 else 0
-    indices = sorted(index for index, _ in stages)
-    if projectors.shape[1:] != (n, n) or indices != list(range(count)):
+    _check_stages(stages, count)
+    if projectors.shape[1:] != (n, n):
         raise InvalidArgumentError(
             f"projectors have shape {tuple(projectors.shape)}, but these stages need one "
             f"({n}, {n}) projector each, indexed 0 to {len(stages) - 1}"
         )
+
+
+def _check_stages(stages: Sequence[tuple[int, int]], count: int) -> None:
+    """``stages`` must use each of ``count`` projectors once, along tap axis 0 or 1."""
+    if not stages or any(axis not in (0, 1) for _, axis in stages):
+        raise InvalidArgumentError(f"stages={list(stages)}, but they must be (index, 0 or 1) pairs")
+    if sorted(index for index, _ in stages) != list(range(count)):
+        raise InvalidArgumentError(
+            f"stages={list(stages)}, but they must use each of the {count} projectors once"
+        )
+
+
+def _split(buffer: torch.Tensor, shapes: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+    """Consecutive parts of ``buffer`` with these shapes: one allocation for many tensors.
+    Tensors on its storage, not views of it: a view among an autograd Function's outputs
+    fails forward-mode differentiation."""
+    parts, offset = [], buffer.storage_offset()
+    for shape in shapes:
+        strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]
+        part = buffer.new_empty(0).set_(buffer.untyped_storage(), offset, shape, strides)
+        parts.append(part)
+        offset += math.prod(shape)
+    return parts
 
 
 @cache
@@ -358,6 +510,18 @@ def _stage_arrays(stages: tuple[tuple[int, int], ...]) -> tuple[ctypes.Array[_IN
     """The projector indices and the tap axes as C arrays (cached per stage list)."""
     count = len(stages)
     return (_INT * count)(*(i for i, _ in stages)), (_INT * count)(*(a for _, a in stages))
+
+
+def _kernel_arguments(
+    stages: Sequence[tuple[int, int]], o: int, in_channels: int, saved: Sequence[torch.Tensor]
+) -> tuple[Any, ...]:
+    """The arguments the kernel's forward and backward share: sizes, stages, then the factors
+    ``h_q, h_t, r_q, r_t``, the projectors and the stage inputs (``saved``)."""
+    h_q, h_t, r_q, r_t, projectors, *inputs = saved
+    n, count, m = h_q.shape[-1], len(stages), r_q.shape[-1]
+    index, axes = _stage_arrays(tuple(stages))
+    pointers = (t.data_ptr() for t in (h_q, h_t, r_q, r_t, projectors))
+    return (n, count, m, index, axes, o, in_channels, *pointers, _pointers(inputs))
 
 
 def _pointers(tensors: Sequence[torch.Tensor]) -> ctypes.Array[_POINTER]:
@@ -402,11 +566,20 @@ def _difference(name: str, got: torch.Tensor, want: torch.Tensor, tolerance: flo
     return f"the {name} ({got.dtype}) is off by {error:.3g}"
 
 
+#: (stages, o, n) of the stages' self-test: 2-D and 1-D, and a size whose products fill the
+#: AVX-512 kernel's tiles, cross their edges and are shared by threads.
+_SELF_TEST_STAGES = (
+    ([(0, 1), (2, 0), (1, 1), (3, 0)], 2, 3),
+    ([(0, 1), (1, 1)], 2, 3),
+    ([(0, 1), (2, 0), (1, 1), (3, 0)], 25, 100),
+)
+
+
 def _stages_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
-    """The stages against :func:`_oracle` (and autograd through it), a 2-D and a 1-D case."""
-    for stages in ([(0, 1), (2, 0), (1, 1), (3, 0)], [(0, 1), (1, 1)]):
-        h = torch.randn(2, 3, dtype=torch.float64, generator=generator).requires_grad_()
-        projectors = torch.randn(len(stages), 3, 3, dtype=torch.float64, generator=generator)
+    """The stages against :func:`_oracle` (and autograd through it): :data:`_SELF_TEST_STAGES`."""
+    for stages, o, n in _SELF_TEST_STAGES:
+        h = torch.randn(o, n, dtype=torch.float64, generator=generator).requires_grad_()
+        projectors = torch.randn(len(stages), n, n, dtype=torch.float64, generator=generator)
         expected = _oracle(h, projectors.requires_grad_(), stages)
         grad = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
         expected_h, expected_p = torch.autograd.grad(expected, (h, projectors), grad)
@@ -454,24 +627,43 @@ def _qr_self_test(library: NativeLibrary, generator: torch.Generator) -> str | N
     return None
 
 
-def _factors_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
-    """The factors against ``torch.linalg.qr`` (signs fixed for ``H`` so that ``diag(T) > 0``)
-    and ``Q Q^T``, from float64 and float32 parameters, the projectors in both dtypes."""
+#: (stages, out_channels, in_channels) of the kernel's self-test on n = 5, rank 2: a 2-D and a
+#: 1-D kernel of 3 taps, fewer outputs and inputs than n.
+_SELF_TEST_KERNELS = (([(0, 1), (2, 0), (1, 1), (3, 0)], 4, 3), ([(0, 1), (1, 1)], 5, 2))
+
+
+def _kernel_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
+    """:meth:`NativeLibrary.kernel` and its backward against autograd through
+    ``torch.linalg.qr`` (signs fixed for ``H`` so that ``diag(T) > 0``), ``Q Q^T``, the tap
+    by tap :func:`_oracle` and PyTorch's layout, from float64 and float32 parameters, built
+    in both dtypes."""
     from gnpcheck.nn.orthogonalize import positive_qr  # it imports this module: not at the top
 
-    for dtype in (torch.float64, torch.float32):
-        h_tilde = torch.randn(5, 5, dtype=dtype, generator=generator)
-        r_tilde = torch.randn(3, 5, 2, dtype=dtype, generator=generator)
+    for stages, o, i in _SELF_TEST_KERNELS:
+        # float32 values, so that parameters read in either dtype are the same numbers
+        h_tilde = torch.randn(5, 5, generator=generator).double().requires_grad_()
+        r_tilde = torch.randn(len(stages), 5, 2, generator=generator).double()
         h_q, h_t = positive_qr(h_tilde)
-        r_q, r_t = torch.linalg.qr(r_tilde.double())
-        for build_dtype, tolerance in _TOLERANCES:
-            got = library.factors(h_tilde, r_tilde, build_dtype)
-            expected = (h_q, h_t, r_q, r_t, r_q @ r_q.mT)
-            for name, value, want in zip(
-                ("H", "H's T", "R's Q", "R's T", "projector"), got, expected, strict=True
-            ):
+        r_q, r_t = torch.linalg.qr(r_tilde.requires_grad_())
+        projectors = r_q @ r_q.mT
+        taps = _oracle(h_q[:o], projectors, stages)[..., :i]
+        expected = taps.permute(2, 3, 0, 1) if len(stages) == 4 else taps[0].permute(1, 2, 0)
+        grad = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
+        expected_grads = torch.autograd.grad(expected, (h_tilde, r_tilde), grad)
+        want = (expected, h_q, h_t, r_q, r_t, projectors, *expected_grads)
+        names = ("kernel", "H", "H's T", "R's Q", "R's T", "projector", "H gradient")
+        for dtype, build_dtype in itertools.product((torch.float64, torch.float32), repeat=2):
+            tolerance = max(dict(_TOLERANCES)[dtype], dict(_TOLERANCES)[build_dtype])
+            outputs = library.kernel(
+                h_tilde.detach().to(dtype), r_tilde.detach().to(dtype), stages, o, i, build_dtype
+            )
+            grads = library.kernel_backward(grad.to(dtype), outputs[1:], stages, (True, True))
+            got = (*outputs[:6], *grads)
+            for name, value, wanted in zip((*names, "R gradient"), got, want, strict=True):
+                assert value is not None  # both gradients were asked for
+                label = f"{name} of {len(stages)} stages from {dtype} built in {build_dtype}"
                 if (
-                    difference := _difference(f"factor {name}", value, want, tolerance)
+                    difference := _difference(label, value, wanted.detach(), tolerance)
                 ) is not None:
                     return difference
     return None
@@ -479,11 +671,11 @@ def _factors_self_test(library: NativeLibrary, generator: torch.Generator) -> st
 
 def _self_test(library: NativeLibrary) -> str | None:
     """``None`` when every routine of the library agrees with an independent computation in
-    both dtypes (:func:`_factors_self_test`, :func:`_stages_self_test`, :func:`_qr_self_test`);
+    both dtypes (:func:`_kernel_self_test`, :func:`_stages_self_test`, :func:`_qr_self_test`);
     else what differed."""
     generator = torch.Generator().manual_seed(0)
     return (
-        _factors_self_test(library, generator)
+        _kernel_self_test(library, generator)
         or _stages_self_test(library, generator)
         or _qr_self_test(library, generator)
     )
@@ -505,7 +697,7 @@ def _load() -> tuple[NativeLibrary | None, str]:
             f"not built (no {_STEM} library in {_DIRECTORY}; building it at install time "
             "needs a C compiler)"
         )
-    blas = _torch_blas()
+    blas = _torch_routines(_BLAS_ROUTINES)
     if blas is None:
         return None, "this PyTorch's CPU library exports no sgemm_/dgemm_"
     try:
@@ -515,7 +707,7 @@ def _load() -> tuple[NativeLibrary | None, str]:
         return None, f"{path} could not be loaded: {error}"
     if version != ABI_VERSION:
         return None, f"{path} has ABI version {version}, this module needs {ABI_VERSION}: reinstall"
-    library = NativeLibrary(handle, blas, path)
+    library = NativeLibrary(handle, blas, _torch_routines(_THREAD_ROUTINES), path)
     try:  # the first use may come inside torch.no_grad() or torch.inference_mode()
         with torch.inference_mode(False), torch.enable_grad():
             failure = _self_test(library)
@@ -524,7 +716,12 @@ def _load() -> tuple[NativeLibrary | None, str]:
         raise _SelfTestInterruptedError(message) from error
     if failure is not None:
         return None, f"{path} failed its self-test: {failure}"
-    return library, f"loaded from {path}, self-test passed"
+    products = "its AVX-512 kernel" if library.own_products else "PyTorch's BLAS"
+    threads = "PyTorch's OpenMP team" if library.threaded else "one thread"
+    return library, (
+        f"loaded from {path}, self-test passed (float32 products on {products}, work shared "
+        f"by {threads})"
+    )
 
 
 def _loaded() -> tuple[NativeLibrary | None, str]:
@@ -572,12 +769,12 @@ def disabled() -> Iterator[None]:
 
 def usable(*tensors: torch.Tensor) -> NativeLibrary | None:
     """The library when it can run on ``tensors`` now: plain contiguous CPU tensors (or
-    parameters) of one dtype, float32 or float64, with nothing for autograd to record, no
+    parameters), float32 or float64, with nothing for autograd to record, no
     ``torch.compile`` tracing or ``torch.func`` transform active and no :func:`disabled`
     block; else ``None`` (the caller runs PyTorch operations)."""
     if torch.compiler.is_compiling() or transforming() or _DISABLED.get():
         return None
-    if not _readable(tensors):
+    if not all(_readable([tensor]) for tensor in tensors):
         return None
     for tensor in tensors:
         if (

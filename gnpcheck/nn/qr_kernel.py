@@ -24,6 +24,7 @@ import torch
 from gnpcheck.nn import native
 from gnpcheck.nn.functions import apply_function
 from gnpcheck.nn.kernel import (
+    native_stages,
     stages_backward,
     stages_forward,
     stages_tangent,
@@ -53,12 +54,12 @@ def _build(
     factorizations, the projectors and the stage inputs in ``build_dtype``."""
     spatial_ndim, out_channels, in_channels = sizes
     library = native.usable(h_tilde, r_tilde) if r_tilde.numel() else None
-    if library is not None:  # Note [native stages]
-        h_q, h_t, r_q, r_t, projectors = library.factors(h_tilde, r_tilde, build_dtype)
-    else:
-        h_q, h_t = positive_qr(h_tilde)
-        r_q, r_t = projector_qr(r_tilde)
-        projectors = projector_of(r_q, build_dtype)
+    if library is not None:  # the whole build in one call (Note [native stages])
+        stages = native_stages(spatial_ndim, r_tilde.shape[0] // spatial_ndim)
+        return library.kernel(h_tilde, r_tilde, stages, out_channels, in_channels, build_dtype)
+    h_q, h_t = positive_qr(h_tilde)
+    r_q, r_t = projector_qr(r_tilde)
+    projectors = projector_of(r_q, build_dtype)
     h = h_q[:out_channels].to(build_dtype)
     taps_first, inputs = stages_forward(h, projectors, spatial_ndim)
     kernel = to_torch_layout(taps_first[..., :in_channels], spatial_ndim)
@@ -96,6 +97,13 @@ class _QRKernel(torch.autograd.Function):
         h_tilde, r_tilde, *saved = ctx.saved_tensors
         if torch.is_grad_enabled():  # this backward is differentiated: recompute (class doc)
             saved = list(_build(h_tilde, r_tilde, ctx.sizes, ctx.build_dtype)[1:])
+        grad = grad.contiguous()
+        library = native.usable(grad, *saved)
+        if library is not None:  # Note [native stages]
+            spatial_ndim, count = ctx.sizes[0], r_tilde.shape[0]
+            stages = native_stages(spatial_ndim, count // spatial_ndim)
+            grads = library.kernel_backward(grad, saved, stages, ctx.needs_input_grad[:2])
+            return (*grads, None, None)
         h_q, h_t, r_q, r_t, projectors, *inputs = saved
         build_dtype, n, spatial_ndim = ctx.build_dtype, h_q.shape[-1], ctx.sizes[0]
         taps_first = to_taps_first(grad.to(build_dtype), spatial_ndim)

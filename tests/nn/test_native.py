@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn import BCOPConv1d, BCOPConv2d, native
-from gnpcheck.nn.kernel import _native_axes, bcop_kernel, stages_backward, stages_forward
+from gnpcheck.nn.kernel import bcop_kernel, native_stages, stages_backward, stages_forward
 from gnpcheck.nn.native import NativeLibrary
 from gnpcheck.nn.orthogonalize import (
     orthonormal_qr_gradient,
@@ -26,6 +27,7 @@ from gnpcheck.nn.orthogonalize import (
     projector_qr,
     projector_qr_gradient,
 )
+from gnpcheck.nn.qr_kernel import _build, qr_bcop_kernel
 
 TOLERANCE = {torch.float64: 1e-13, torch.float32: 1e-6}
 
@@ -43,8 +45,18 @@ def stages_library() -> NativeLibrary:
     return library
 
 
-#: The library's routines, in the order a BCOP layer's training step calls them.
-ROUTINES = ("factors", "forward", "backward", "orthonormal_qr_gradient", "projector_qr_gradient")
+#: The library's routines: a QR layer's whole build and its backward, the stages alone and
+#: the QR gradients alone (a Björck layer's stages; orthogonalize's QR maps).
+ROUTINES = (
+    "kernel",
+    "kernel_backward",
+    "forward",
+    "backward",
+    "orthonormal_qr_gradient",
+    "projector_qr_gradient",
+)
+#: What a training step of a layer calls, by orthogonalizer.
+STEP_CALLS = {"qr": ["kernel", "kernel_backward"], "bjorck": ["forward", "backward"]}
 
 
 @pytest.fixture
@@ -157,7 +169,7 @@ def test_a_layer_computes_the_same_with_and_without_the_native_stages(
 
     generator.manual_seed(4)
     with_native = run()
-    expected_calls = list(ROUTINES if orthogonalizer == "qr" else ROUTINES[1:3])
+    expected_calls = STEP_CALLS[orthogonalizer]
     assert native_calls == expected_calls  # Björck's iterations are differentiated by autograd
     monkeypatch.setattr(native, "library", lambda: None)
     generator.manual_seed(4)
@@ -233,9 +245,11 @@ def test_tensors_the_library_cannot_read_take_the_pytorch_path(native_calls: lis
 
 def test_the_library_refuses_what_it_cannot_read_safely(stages_library: NativeLibrary) -> None:
     h, projectors = _factors(2, 3, 4, 4, torch.float64)
-    stages = _native_axes(2, 2)
-    with pytest.raises(InvalidArgumentError, match="one \\(4, 4\\) projector each"):
+    stages = native_stages(2, 2)
+    with pytest.raises(InvalidArgumentError, match="use each of the 3 projectors once"):
         stages_library.forward(h, projectors[:3], stages)
+    with pytest.raises(InvalidArgumentError, match="one \\(4, 4\\) projector each"):
+        stages_library.forward(h, projectors[:, :3].contiguous(), stages)
     with pytest.raises(InvalidArgumentError, match="contiguous CPU tensors of one dtype"):
         stages_library.forward(h, projectors.float(), stages)
     kernel, inputs = stages_library.forward(h, projectors, stages)
@@ -270,26 +284,118 @@ def test_native_qr_gradients_equal_the_pytorch_operations(
         assert _scaled_error(value, want) <= 100 * TOLERANCE[dtype]  # a triangular solve
 
 
+@pytest.fixture(params=[(True, 2), (True, 1), (False, 2)], ids=["own-2", "own-1", "blas-2"])
+def products_and_threads(
+    request: pytest.FixtureRequest, stages_library: NativeLibrary
+) -> Iterator[NativeLibrary]:
+    """The library with float32 products on its AVX-512 kernel or on the BLAS, and one or two
+    threads (restored afterwards)."""
+    own, threads = request.param
+    if own and not stages_library.use_own_products(True):
+        pytest.skip("this processor has no AVX-512F: the library's kernel is not in use")
+    stages_library.use_own_products(own)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield stages_library
+    finally:
+        torch.set_num_threads(previous)
+        stages_library.use_own_products(True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("o", "n"), [(130, 130), (25, 100), (64, 64)])
+def test_large_products_on_either_kernel_and_any_threads_equal_pytorch(
+    products_and_threads: NativeLibrary, o: int, n: int, dtype: torch.dtype
+) -> None:
+    """Sizes that fill the kernel's 12 x 32 tiles, cross their edges and are shared by
+    threads: stages, the whole kernel build and QR gradients against the PyTorch operations."""
+    library = products_and_threads
+    generator = torch.Generator().manual_seed(o + n)
+    stages = native_stages(2, 2)
+    h = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=generator))[0][:o]
+    r_q = torch.linalg.qr(torch.randn(4, n, n // 2, dtype=torch.float64, generator=generator))[0]
+    h, projectors = h.to(dtype).contiguous(), projector_of(r_q, dtype)
+    kernel, inputs = library.forward(h, projectors, stages)
+    grad = torch.randn(kernel.shape, dtype=dtype, generator=generator)
+    grad_h, grad_p = library.backward(projectors, inputs, grad, stages)
+    with native.disabled():
+        want_kernel, want_inputs = stages_forward(h, projectors, 2)
+        want_h, want_p = stages_backward(projectors, want_inputs, grad, 2)
+    for got, want in ((kernel, want_kernel), (grad_h, want_h), (grad_p, want_p)):
+        assert _scaled_error(got, want) <= 10 * TOLERANCE[dtype]
+    r_tilde = torch.randn(4, n, n // 2, dtype=dtype, generator=generator)
+    h_tilde = torch.randn(n, n, dtype=dtype, generator=generator)
+    built = library.kernel(h_tilde, r_tilde, stages, o, n - 3, dtype)
+    with native.disabled():
+        want_built = _build(h_tilde, r_tilde, (2, o, n - 3), dtype)
+    for got, want in zip(built, want_built, strict=True):
+        assert _scaled_error(got, want) <= 10 * TOLERANCE[got.dtype]
+    factors = built[1:5]
+    h_q, h_t, r_q, r_t = (f.to(dtype) for f in factors[:4])
+    grad_q = torch.randn(h_q.shape, dtype=dtype, generator=generator)
+    grad_p = torch.randn(4, n, n, dtype=dtype, generator=generator)
+    got = [library.orthonormal_qr_gradient(h_q, h_t, grad_q)]
+    got.append(library.projector_qr_gradient(r_q, r_t, grad_p))
+    with native.disabled():
+        want = [orthonormal_qr_gradient(h_q, h_t, grad_q), projector_qr_gradient(r_q, r_t, grad_p)]
+    for value, expected in zip(got, want, strict=True):
+        assert _scaled_error(value, expected) <= 1000 * TOLERANCE[dtype]  # triangular solves
+
+
 @pytest.mark.parametrize("build_dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize(("n", "count"), [(6, 4), (3, 2), (2, 1)])
-def test_native_factors_equal_the_pytorch_operations(
-    stages_library: NativeLibrary, n: int, count: int, dtype: torch.dtype, build_dtype: torch.dtype
+@pytest.mark.parametrize(
+    ("spatial_ndim", "k", "n", "out_channels", "in_channels"),
+    [(2, 3, 6, 6, 6), (2, 4, 6, 4, 3), (1, 3, 5, 5, 2), (1, 2, 2, 1, 2), (2, 2, 70, 70, 50)],
+)
+def test_the_native_kernel_and_its_backward_equal_the_pytorch_build(
+    native_calls: list[str],
+    spatial_ndim: int,
+    k: int,
+    n: int,
+    out_channels: int,
+    in_channels: int,
+    dtype: torch.dtype,
+    build_dtype: torch.dtype,
 ) -> None:
-    generator = torch.Generator().manual_seed(n + count)
-    h_tilde = torch.randn(n, n, dtype=dtype, generator=generator)
-    r_tilde = torch.randn(count, n, n // 2, dtype=dtype, generator=generator)
-    got = stages_library.factors(h_tilde, r_tilde, build_dtype)
-    h_q, h_t = positive_qr(h_tilde)
-    r_q, r_t = projector_qr(r_tilde)
-    expected = (h_q, h_t, r_q, r_t, projector_of(r_q, build_dtype))
-    for value, want in zip(got, expected, strict=True):
-        assert value.dtype == want.dtype
-        assert value.shape == want.shape
-        assert value.is_contiguous()
-        assert _scaled_error(value, want) <= TOLERANCE[value.dtype]
+    generator = torch.Generator().manual_seed(n + k)
+    count = spatial_ndim * (k - 1)
+    h_tilde = torch.randn(n, n, dtype=dtype, generator=generator, requires_grad=True)
+    r_tilde = torch.randn(count, n, max(n // 2, 1), dtype=dtype, generator=generator)
+    r_tilde.requires_grad_()
+    arguments = (h_tilde, r_tilde, spatial_ndim, out_channels, in_channels, build_dtype)
+    kernel = qr_bcop_kernel(*arguments)
+    grad = torch.randn(kernel.shape, dtype=dtype, generator=generator)
+    grads = torch.autograd.grad(kernel, (h_tilde, r_tilde), grad)
+    assert native_calls == STEP_CALLS["qr"]
+    with native.disabled():
+        want_kernel = qr_bcop_kernel(*arguments)
+        want_grads = torch.autograd.grad(want_kernel, (h_tilde, r_tilde), grad)
+    tolerance = max(TOLERANCE[dtype], TOLERANCE[build_dtype])
+    for got, want in zip((kernel, *grads), (want_kernel, *want_grads), strict=True):
+        assert got.dtype == want.dtype == dtype
+        assert got.shape == want.shape
+        assert got.is_contiguous()
+        assert _scaled_error(got, want) <= 100 * tolerance  # triangular solves in the gradients
+    (only_h,) = torch.autograd.grad(qr_bcop_kernel(*arguments), h_tilde, grad)
+    assert _scaled_error(only_h, want_grads[0]) <= 100 * tolerance  # one gradient asked for
+
+
+def test_the_native_kernel_refuses_what_does_not_fit(stages_library: NativeLibrary) -> None:
+    h_tilde, r_tilde = torch.randn(4, 4), torch.randn(2, 4, 2)
+    stages = native_stages(1, 2)
     with pytest.raises(InvalidArgumentError, match="1 <= m <= n"):
-        stages_library.factors(h_tilde, r_tilde[..., :0].contiguous(), build_dtype)
+        stages_library.kernel(h_tilde, r_tilde[..., :0].contiguous(), stages, 4, 4, torch.float32)
+    with pytest.raises(InvalidArgumentError, match="at most n each"):
+        stages_library.kernel(h_tilde, r_tilde, stages, 5, 4, torch.float32)
+    with pytest.raises(InvalidArgumentError, match="use each of the 2 projectors once"):
+        stages_library.kernel(h_tilde, r_tilde, [(0, 1), (0, 1)], 4, 4, torch.float32)
+    kernel, *saved = stages_library.kernel(h_tilde, r_tilde, stages, 4, 4, torch.float32)
+    with pytest.raises(InvalidArgumentError, match="do not fit these stages"):
+        stages_library.kernel_backward(kernel[:, :, :2].contiguous(), saved, stages, (True, True))
+    with pytest.raises(InvalidArgumentError, match="do not fit these stages"):
+        stages_library.kernel_backward(kernel, saved[:-1], stages, (True, True))
 
 
 def test_ill_conditioned_parameters_still_get_an_exact_qr(stages_library: NativeLibrary) -> None:
@@ -301,7 +407,8 @@ def test_ill_conditioned_parameters_still_get_an_exact_qr(stages_library: Native
     singular_values = torch.logspace(0, -10, 6, dtype=torch.float64)
     h_tilde = u @ torch.diag(singular_values) @ v.mT
     r_tilde = torch.stack([h_tilde[:, :3], h_tilde[:, 3:]])
-    h_q, h_t, r_q, r_t, projectors = stages_library.factors(h_tilde, r_tilde, torch.float64)
+    built = stages_library.kernel(h_tilde, r_tilde, native_stages(1, 2), 6, 6, torch.float64)
+    h_q, h_t, r_q, r_t, projectors = built[1:6]
     for q, t, a in ((h_q, h_t, h_tilde), (r_q, r_t, r_tilde)):
         eye = torch.eye(q.shape[-1], dtype=torch.float64)
         assert float((q.mT @ q - eye).abs().max()) <= 1e-14
@@ -375,7 +482,7 @@ def test_inside_disabled_the_layers_run_pytorch_operations(native_calls: list[st
         assert native.usable(x) is None
     assert native_calls == []
     layer(x).sum().backward()
-    assert native_calls == list(ROUTINES)
+    assert native_calls == STEP_CALLS["qr"]
 
 
 def test_a_first_use_in_inference_mode_loads_the_library(
@@ -394,7 +501,7 @@ def test_a_first_use_in_inference_mode_loads_the_library(
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    assert result.stdout.strip().endswith("self-test passed")
+    assert "self-test passed" in result.stdout
 
 
 def test_a_self_test_that_cannot_run_is_tried_again(
