@@ -648,6 +648,44 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
+                                                                                                   \
+    typedef struct {                                                                               \
+        const T *x;                                                                                \
+        T *out;                                                                                    \
+        int64_t planes, height, width, top, bottom, left, right;                                   \
+    } pad_job_##SUFFIX;                                                                            \
+                                                                                                   \
+    /* the team's share of the planes */                                                           \
+    static void pad_body_##SUFFIX(void *data, int64_t thread, int64_t threads) {                   \
+        const pad_job_##SUFFIX *j = data;                                                          \
+        const int64_t height = j->height, width = j->width, left = j->left, right = j->right;      \
+        const int64_t rows = height + j->top + j->bottom, columns = width + left + right;          \
+        const int64_t last = share(j->planes, thread + 1, threads);                                \
+        for (int64_t plane = share(j->planes, thread, threads); plane < last; plane++) {           \
+            const T *x = j->x + plane * height * width;                                            \
+            T *out = j->out + plane * rows * columns;                                              \
+            for (int64_t r = 0; r < rows; r++) {                                                   \
+                int64_t row = r - j->top; /* at most one side away: wrapped once */                \
+                row = row < 0 ? row + height : row >= height ? row - height : row;                 \
+                const T *restrict source = x + row * width;                                              \
+                T *restrict target = out + r * columns;                                                  \
+                for (int64_t c = 0; c < left; c++) target[c] = source[width - left + c];           \
+                for (int64_t c = 0; c < width; c++) target[left + c] = source[c];                  \
+                for (int64_t c = 0; c < right; c++) target[left + width + c] = source[c];          \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* Circular padding of `planes` row-major height x width planes by top and bottom rows and     \
+       left and right columns (each at most the side it wraps), as F.pad's mode="circular";        \
+       planes shared by the team when there are 2^16 values or more to write. */                   \
+    void gnp_circular_pad_##SUFFIX(const T *x, int64_t planes, int64_t height, int64_t width,      \
+                                   int64_t top, int64_t bottom, int64_t left, int64_t right,       \
+                                   T *out, int64_t threads) {                                      \
+        const pad_job_##SUFFIX job = {x, out, planes, height, width, top, bottom, left, right};    \
+        const int64_t size = planes * (height + top + bottom) * (width + left + right);            \
+        in_parallel(pad_body_##SUFFIX, (void *)&job, size >= (1 << 16) ? threads : 1);             \
+    }
 
 DEFINE_ROUTINES(float, f32)
 DEFINE_ROUTINES(double, f64)

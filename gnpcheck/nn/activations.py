@@ -19,7 +19,7 @@ from torch import nn
 
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError
 from gnpcheck.nn._arguments import positive_int
-from gnpcheck.nn.functions import apply_function
+from gnpcheck.nn.functions import apply_function, with_signature
 
 __all__ = ["GroupSort", "MaxMin"]
 
@@ -59,6 +59,7 @@ class _MaxMinFunction(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
+    @with_signature
     def forward(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = x.chunk(2, dim=dim)
         up = a >= b

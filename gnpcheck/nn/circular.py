@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from gnpcheck.errors import InvalidArgumentError
+from gnpcheck.nn import native
 from gnpcheck.nn.downsampling import unshuffle
 
 __all__ = ["circular_source_positions", "unshuffle_circular_pad"]
@@ -81,6 +82,8 @@ def unshuffle_circular_pad(x: torch.Tensor, stride: int, widths: tuple[int, ...]
             divide the spatial sizes.
     """
     no_backward = stride == 1 and not (torch.is_grad_enabled() and x.requires_grad)
+    if no_backward and (library := native.usable(x)) is not None:  # Note [native stages]
+        return library.circular_pad(x, widths)
     if no_backward or torch.compiler.is_compiling():  # no backward to pay for, or fused
         return F.pad(unshuffle(x, stride, x.ndim - 2), widths, mode="circular")
     batch, channels, *spatial = x.shape

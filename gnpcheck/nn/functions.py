@@ -19,11 +19,15 @@ correct, and ``fullgraph=True`` reports the graph break.
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["DYNAMO_TRACES_FUNCTIONS", "apply_function"]
+__all__ = ["DYNAMO_TRACES_FUNCTIONS", "apply_function", "with_signature"]
+
+_Callable = TypeVar("_Callable", bound=Callable[..., Any])
 
 
 def _major_minor(version: str) -> tuple[int, int]:
@@ -58,3 +62,13 @@ def apply_function(
     if DYNAMO_TRACES_FUNCTIONS:
         return traced.apply(*args)  # type: ignore[no-untyped-call]
     return _apply_eagerly(traced, *args)
+
+
+def with_signature(function: _Callable) -> _Callable:
+    """``function`` carrying its signature (``__signature__``), for a Function's
+    ``forward``: ``torch.autograd.Function.apply`` binds its arguments to ``forward``'s
+    signature on every call (``setup_context`` style), and :func:`inspect.signature`
+    computes it anew each time unless the function carries one (some microseconds per
+    kernel build)."""
+    function.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+    return function

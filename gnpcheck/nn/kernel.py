@@ -21,13 +21,14 @@ sum, so a ``K x K`` kernel costs :math:`\sum` (taps so far) products of ``o x n`
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import torch
 
 from gnpcheck.errors import InvalidArgumentError
 from gnpcheck.nn import native
-from gnpcheck.nn.functions import apply_function
+from gnpcheck.nn.functions import apply_function, with_signature
 
 __all__ = [
     "bcop_kernel",
@@ -94,10 +95,11 @@ def _axes(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
     return [stage for i in range(taps) for stage in ((i, 1), (taps + i, 0))]
 
 
-def native_stages(spatial_ndim: int, taps: int) -> list[tuple[int, int]]:
+@cache
+def native_stages(spatial_ndim: int, taps: int) -> tuple[tuple[int, int], ...]:
     """(projector index, tap axis) of each stage on the native library's 2-D grid of taps (a
     1-D kernel is one row)."""
-    return [(index, axis + 2 - spatial_ndim) for index, axis in _axes(spatial_ndim, taps)]
+    return tuple((index, axis + 2 - spatial_ndim) for index, axis in _axes(spatial_ndim, taps))
 
 
 def stages_forward(
@@ -190,6 +192,7 @@ class _KernelProduct(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
+    @with_signature
     def forward(
         h: torch.Tensor, projectors: torch.Tensor, spatial_ndim: int
     ) -> tuple[torch.Tensor, ...]:

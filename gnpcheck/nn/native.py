@@ -26,6 +26,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,10 @@ from gnpcheck.nn.cache import transforming
 __all__ = [
     "ABI_VERSION",
     "DISABLE_VARIABLE",
+    "KernelState",
     "NativeLibrary",
     "disabled",
+    "kernel_state",
     "library",
     "status",
     "usable",
@@ -51,6 +54,8 @@ ABI_VERSION = 6
 DISABLE_VARIABLE = "GNPCHECK_NATIVE"
 
 _DISABLED: ContextVar[bool] = ContextVar("gnpcheck_native_disabled", default=False)
+_DTYPES = (torch.float32, torch.float64)
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 _DIRECTORY = Path(__file__).resolve().parent
 _STEM = "_bcop_native"
 _POINTER = ctypes.c_void_p
@@ -90,8 +95,8 @@ class NativeLibrary:
     """The loaded library, on contiguous CPU float32 and float64 tensors (each method checks
     what it is given before the library reads it): :meth:`kernel` and :meth:`kernel_backward`
     (a layer's whole kernel build), :meth:`forward` and :meth:`backward` of a stage list,
-    :meth:`orthonormal_qr_gradient` and :meth:`projector_qr_gradient`. Whether to call it is
-    :func:`usable`'s decision."""
+    :meth:`orthonormal_qr_gradient`, :meth:`projector_qr_gradient` and :meth:`circular_pad`.
+    Whether to call it is :func:`usable`'s decision."""
 
     def __init__(
         self, handle: ctypes.CDLL, blas: Sequence[int], threads: Sequence[int] | None, path: Path
@@ -134,6 +139,14 @@ class NativeLibrary:
             function.argtypes = [_POINTER, _POINTER, _POINTER, _INT, _INT, _INT, _POINTER, _POINTER]
             function.argtypes += [_INT]
             function.restype = None
+        self._pad = {
+            torch.float32: handle.gnp_circular_pad_f32,
+            torch.float64: handle.gnp_circular_pad_f64,
+        }
+        for function in self._pad.values():
+            function.argtypes = [_POINTER, *[_INT] * 7, _POINTER, _INT]
+            function.restype = None
+        self._work_bytes: dict[tuple[KernelState, int, int], int] = {}
         self._kernel_work = handle.gnp_kernel_work
         self._kernel_work.argtypes = [_INT] * 9
         self._kernel_work.restype = _INT
@@ -168,28 +181,28 @@ class NativeLibrary:
         self,
         h_tilde: torch.Tensor,
         r_tilde: torch.Tensor,
-        stages: Sequence[tuple[int, int]],
+        stages: tuple[tuple[int, int], ...],
         out_channels: int,
         in_channels: int,
         build_dtype: torch.dtype,
-    ) -> tuple[torch.Tensor, ...]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What :func:`gnpcheck.nn.qr_kernel` builds from a layer's parameters, in one call:
-        the kernel ``(out_channels, in_channels, K...)`` in ``h_tilde``'s dtype, then
-        ``h_q``, ``h_t`` (the float64 Householder QR of ``h_tilde``, ``diag(h_t) > 0``),
-        ``r_q``, ``r_t`` (of each ``r_tilde[i]``, Householder's signs), the projectors
-        ``r_q r_q^T`` and every stage's input, in ``build_dtype``. ``stages`` as for
-        :meth:`forward`; a 1-D kernel (all stages along axis 1) has 1-D taps.
+        the kernel ``(out_channels, in_channels, K...)`` in ``h_tilde``'s dtype, then the two
+        buffers of :class:`KernelState`, the float64 factors (``h_q``, ``h_t``: the
+        Householder QR of ``h_tilde``, ``diag(h_t) > 0``; ``r_q``, ``r_t``: of each
+        ``r_tilde[i]``, Householder's signs) and, in ``build_dtype``, the projectors
+        ``r_q r_q^T`` and every stage's input. ``stages`` as for :meth:`forward`; a 1-D kernel
+        (every stage along axis 1) has 1-D taps.
 
         Raises:
             InvalidArgumentError: tensors the library cannot read safely, shapes that do not
                 fit, or a QR factorization that LAPACK reports as failed.
         """
-        n = h_tilde.shape[-1]
-        count, m = len(stages), r_tilde.shape[-1]
+        n, m = h_tilde.shape[-1], r_tilde.shape[-1]
         _check_readable([h_tilde, r_tilde])
         if (
             h_tilde.shape != (n, n)
-            or tuple(r_tilde.shape) != (count, n, m)
+            or tuple(r_tilde.shape) != (len(stages), n, m)
             or not 1 <= m <= n
             or not (1 <= out_channels <= n and 1 <= in_channels <= n)
             or build_dtype not in (torch.float32, torch.float64)
@@ -197,84 +210,73 @@ class NativeLibrary:
             raise InvalidArgumentError(
                 f"h_tilde, r_tilde, the channels and build_dtype are {tuple(h_tilde.shape)}, "
                 f"{tuple(r_tilde.shape)}, ({out_channels}, {in_channels}) and {build_dtype}, "
-                f"but they must be (n, n), ({count}, n, m) with 1 <= m <= n for these stages, "
-                "at most n each, and float32 or float64"
+                f"but they must be (n, n), ({len(stages)}, n, m) with 1 <= m <= n for these "
+                "stages, at most n each, and float32 or float64"
             )
-        grids = _grids(stages)
-        _check_stages(stages, count)
-        o, f64 = out_channels, torch.float64
-        factors = h_tilde.new_empty(2 * n * n + count * m * (n + m), dtype=f64)
-        h_q, h_t, r_q, r_t = _split(factors, [(n, n), (n, n), (count, n, m), (count, m, m)])
-        one_d = all(axis == 1 for _, axis in stages)
-        shapes = [(count, n, n)] + [(c, o, n) if one_d else (r, c, o, n) for r, c in grids[:-1]]
-        built = h_tilde.new_empty(sum(math.prod(shape) for shape in shapes), dtype=build_dtype)
-        projectors, *inputs = _split(built, shapes)
-        taps = grids[-1][1:] if one_d else grids[-1]
-        kernel = h_tilde.new_empty((o, in_channels, *taps))
-        threads, lwork = torch.get_num_threads(), 64 * (n + 1)
-        work = self._work(build_dtype, n, m, count, o, grids[-1], lwork, threads, h_tilde)
+        state = kernel_state(n, m, stages, out_channels, in_channels)  # checks the stages
+        factors = h_tilde.new_empty(state.factors_size, dtype=torch.float64)
+        built = h_tilde.new_empty(state.built_size, dtype=build_dtype)
+        kernel = h_tilde.new_empty(state.kernel_shape)
+        threads = torch.get_num_threads()
+        work = h_tilde.new_empty(
+            self._work(state, built.element_size(), threads), dtype=torch.uint8
+        )
         info = self._kernel_forward[build_dtype](
             h_tilde.data_ptr(),
             r_tilde.data_ptr(),
             int(h_tilde.dtype == torch.float32),
-            *_kernel_arguments(stages, o, in_channels, [h_q, h_t, r_q, r_t, projectors, *inputs]),
+            *state.arguments(factors, built),
             kernel.data_ptr(),
             int(kernel.dtype == torch.float32),
             work.data_ptr(),
-            lwork,
+            state.lwork,
             threads,
         )
         if info != 0:
             raise InvalidArgumentError(f"LAPACK's QR factorization returned info={info}")
-        return (kernel, h_q, h_t, r_q, r_t, projectors, *inputs)
+        return kernel, factors, built
 
     def kernel_backward(
         self,
         grad: torch.Tensor,
-        saved: Sequence[torch.Tensor],
-        stages: Sequence[tuple[int, int]],
+        factors: torch.Tensor,
+        built: torch.Tensor,
+        state: KernelState,
         needs: tuple[bool, bool],
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The gradients of ``h_tilde`` and ``r_tilde`` (``None`` where ``needs`` says not
         wanted) given the kernel's, ``grad`` (contiguous, the kernel's shape and dtype, which
-        is the parameters'), and ``saved``, what :meth:`kernel` returned after the kernel.
+        is the parameters'), and the buffers :meth:`kernel` returned, laid out as ``state``
+        says.
 
         Raises:
             InvalidArgumentError: tensors the library cannot read safely, or shapes that do
                 not fit.
         """
-        h_q, h_t, r_q, r_t, projectors, *inputs = saved
-        n, m, count = h_q.shape[-1], r_q.shape[-1], len(stages)
-        o, in_channels = grad.shape[:2]
-        grids = _grids(stages)
         _check_readable([grad])
-        _check_readable([h_q, h_t, r_q, r_t])
-        _check([projectors, *inputs], projectors, stages, n)
-        taps = grids[-1] if grad.ndim == 4 else grids[-1][1:]
-        one_d = grad.ndim == 3
-        expected = [(n, n), (n, n), (count, n, m), (count, m, m)]
-        expected += [(c, o, n) if one_d else (r, c, o, n) for r, c in grids[:-1]]
-        shapes = [tuple(t.shape) for t in (h_q, h_t, r_q, r_t, *inputs)]
+        _check_readable([factors])
+        _check_readable([built])
         if (
-            h_q.dtype != torch.float64
-            or tuple(grad.shape[2:]) != taps
-            or not 1 <= in_channels <= n
-            or shapes != expected
+            tuple(grad.shape) != state.kernel_shape
+            or factors.dtype != torch.float64
+            or factors.numel() != state.factors_size
+            or built.numel() != state.built_size
         ):
             raise InvalidArgumentError(
-                f"the kernel's gradient {tuple(grad.shape)} and the saved tensors {shapes} do "
-                f"not fit these stages: they need (o, in_channels, {', '.join(map(str, taps))}) "
-                f"and {expected}, factors in float64"
+                f"the kernel's gradient {tuple(grad.shape)} and the saved buffers "
+                f"({factors.numel()} {factors.dtype}, {built.numel()}) do not fit: they "
+                f"must be {state.kernel_shape}, {state.factors_size} float64 and "
+                f"{state.built_size}"
             )
-        build_dtype = projectors.dtype
+        n, count, m = state.sizes
         grad_h_tilde = grad.new_empty(n, n) if needs[0] else None
         grad_r_tilde = grad.new_empty(count, n, m) if needs[1] else None
         threads = torch.get_num_threads()
-        work = self._work(build_dtype, n, m, count, o, grids[-1], 64 * (n + 1), threads, grad)
-        self._kernel_backward[build_dtype](
+        work = grad.new_empty(self._work(state, built.element_size(), threads), dtype=torch.uint8)
+        self._kernel_backward[built.dtype](
             grad.data_ptr(),
             int(grad.dtype == torch.float32),
-            *_kernel_arguments(stages, o, in_channels, saved),
+            *state.arguments(factors, built),
             None if grad_h_tilde is None else grad_h_tilde.data_ptr(),
             None if grad_r_tilde is None else grad_r_tilde.data_ptr(),
             int(grad.dtype == torch.float32),
@@ -283,22 +285,57 @@ class NativeLibrary:
         )
         return grad_h_tilde, grad_r_tilde
 
-    def _work(
-        self,
-        build_dtype: torch.dtype,
-        n: int,
-        m: int,
-        count: int,
-        o: int,
-        grid: tuple[int, int],
-        lwork: int,
-        threads: int,
-        like: torch.Tensor,
-    ) -> torch.Tensor:
-        """The work :meth:`kernel` and :meth:`kernel_backward` hand the library (bytes)."""
-        element = torch.finfo(build_dtype).bits // 8
-        size = self._kernel_work(element, n, m, count, o, *grid, lwork, threads)
-        return like.new_empty(size, dtype=torch.uint8)
+    def _work(self, state: KernelState, element: int, threads: int) -> int:
+        """Bytes of work :meth:`kernel` and :meth:`kernel_backward` hand the library (asked
+        of it once per state, element size and thread count)."""
+        key = (state, element, threads)
+        if key not in self._work_bytes:
+            n, count, m = state.sizes
+            o, (rows, columns) = state.kernel_shape[0], state.grid
+            size = self._kernel_work(element, n, m, count, o, rows, columns, state.lwork, threads)
+            self._work_bytes[key] = int(size)
+        return self._work_bytes[key]
+
+    def circular_pad(self, x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
+        """``F.pad(x, widths, mode="circular")`` for ``x`` of shape ``(B, C, L)`` or
+        ``(B, C, H, W)``, ``widths`` in ``F.pad``'s order (last axis first), each at most the
+        side it wraps.
+
+        Raises:
+            InvalidArgumentError: tensors the library cannot read safely, or widths that do
+                not fit.
+        """
+        _check_readable([x])
+        spatial = tuple(x.shape[2:])
+        if x.ndim not in (3, 4) or len(widths) != 2 * len(spatial):
+            raise InvalidArgumentError(
+                f"x has shape {tuple(x.shape)} and widths={tuple(widths)}, but they must be "
+                "(B, C, L) or (B, C, H, W) and two widths per spatial axis"
+            )
+        left, right, top, bottom = (*widths, 0, 0)[:4]
+        height, width = (1, *spatial)[-2:]
+        if not (min(widths) >= 0 and max(left, right) <= width and max(top, bottom) <= height):
+            raise InvalidArgumentError(
+                f"widths={tuple(widths)}, but each must be from 0 to the side it wraps ({spatial})"
+            )
+        padded = [
+            size + widths[-2 - 2 * axis] + widths[-1 - 2 * axis]
+            for axis, size in enumerate(spatial)
+        ]
+        out = x.new_empty(*x.shape[:2], *padded)
+        self._pad[x.dtype](
+            x.data_ptr(),
+            x.shape[0] * x.shape[1],
+            height,
+            width,
+            top,
+            bottom,
+            left,
+            right,
+            out.data_ptr(),
+            torch.get_num_threads(),
+        )
+        return out
 
     def forward(
         self, h: torch.Tensor, projectors: torch.Tensor, stages: Sequence[tuple[int, int]]
@@ -444,8 +481,8 @@ def _readable(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether the library can read ``tensors``' memory as it does: contiguous CPU tensors of
     one dtype, float32 or float64."""
     dtype = tensors[0].dtype
-    return dtype in (torch.float32, torch.float64) and all(
-        t.device.type == "cpu" and t.dtype == dtype and t.is_contiguous() for t in tensors
+    return dtype in _DTYPES and all(
+        t.is_cpu and t.dtype == dtype and t.is_contiguous() for t in tensors
     )
 
 
@@ -512,16 +549,84 @@ def _stage_arrays(stages: tuple[tuple[int, int], ...]) -> tuple[ctypes.Array[_IN
     return (_INT * count)(*(i for i, _ in stages)), (_INT * count)(*(a for _, a in stages))
 
 
-def _kernel_arguments(
-    stages: Sequence[tuple[int, int]], o: int, in_channels: int, saved: Sequence[torch.Tensor]
-) -> tuple[Any, ...]:
-    """The arguments the kernel's forward and backward share: sizes, stages, then the factors
-    ``h_q, h_t, r_q, r_t``, the projectors and the stage inputs (``saved``)."""
-    h_q, h_t, r_q, r_t, projectors, *inputs = saved
-    n, count, m = h_q.shape[-1], len(stages), r_q.shape[-1]
-    index, axes = _stage_arrays(tuple(stages))
-    pointers = (t.data_ptr() for t in (h_q, h_t, r_q, r_t, projectors))
-    return (n, count, m, index, axes, o, in_channels, *pointers, _pointers(inputs))
+@dataclass(frozen=True)
+class KernelState:
+    """Where :meth:`NativeLibrary.kernel` keeps what its backward needs, in two buffers: the
+    float64 factors ``h_q (n, n), h_t (n, n), r_q (count, n, m), r_t (count, m, m)``, then,
+    in the build dtype, the projectors ``(count, n, n)`` and the stage inputs (each stage's
+    grid of taps by ``(o, n)``; 1-D: ``(taps, o, n)``), each contiguous, one after the
+    other. :meth:`unpack` gives them as tensors; :func:`kernel_state` makes one."""
+
+    sizes: tuple[int, int, int]  #: n, count, m
+    stages: tuple[tuple[int, int], ...]
+    kernel_shape: tuple[int, ...]
+    grid: tuple[int, int]
+    factor_shapes: tuple[tuple[int, ...], ...]
+    built_shapes: tuple[tuple[int, ...], ...]
+    lwork: int
+
+    factors_size: int  #: elements of the factors' buffer
+    built_size: int  #: elements of the build dtype's buffer
+
+    def unpack(self, factors: torch.Tensor, built: torch.Tensor) -> list[torch.Tensor]:
+        """``h_q, h_t, r_q, r_t``, the projectors and the stage inputs, as tensors."""
+        return [*_split(factors, self.factor_shapes), *_split(built, self.built_shapes)]
+
+    def arguments(self, factors: torch.Tensor, built: torch.Tensor) -> tuple[Any, ...]:
+        """The arguments the kernel's forward and backward routines share: sizes, stages,
+        then the addresses of the factors, the projectors and the stage inputs."""
+        n, count, m = self.sizes
+        o, in_channels = self.kernel_shape[:2]
+        index, axes = _stage_arrays(self.stages)
+        projectors, *inputs = _addresses(built, self.built_shapes)
+        return (
+            n,
+            count,
+            m,
+            index,
+            axes,
+            o,
+            in_channels,
+            *_addresses(factors, self.factor_shapes),
+            projectors,
+            (_POINTER * len(inputs))(*inputs),
+        )
+
+
+@cache
+def kernel_state(
+    n: int, m: int, stages: tuple[tuple[int, int], ...], o: int, in_channels: int
+) -> KernelState:
+    """The :class:`KernelState` of a kernel with ``o`` outputs and ``in_channels`` inputs
+    built by ``stages`` from ``h_tilde (n, n)`` and ``r_tilde (len(stages), n, m)``."""
+    count = len(stages)
+    _check_stages(stages, count)
+    grids = _grids(stages)
+    one_d = all(axis == 1 for _, axis in stages)
+    taps = grids[-1][1:] if one_d else grids[-1]
+    inputs = [(c, o, n) if one_d else (r, c, o, n) for r, c in grids[:-1]]
+    factor_shapes = ((n, n), (n, n), (count, n, m), (count, m, m))
+    built_shapes = ((count, n, n), *inputs)
+    return KernelState(
+        sizes=(n, count, m),
+        stages=stages,
+        kernel_shape=(o, in_channels, *taps),
+        grid=grids[-1],
+        factor_shapes=factor_shapes,
+        built_shapes=built_shapes,
+        lwork=64 * (n + 1),
+        factors_size=sum(math.prod(shape) for shape in factor_shapes),
+        built_size=sum(math.prod(shape) for shape in built_shapes),
+    )
+
+
+def _addresses(buffer: torch.Tensor, shapes: Sequence[Sequence[int]]) -> list[int]:
+    """The addresses of consecutive parts of ``buffer`` with these shapes."""
+    addresses, address = [], buffer.data_ptr()
+    for shape in shapes:
+        addresses.append(address)
+        address += math.prod(shape) * buffer.element_size()
+    return addresses
 
 
 def _pointers(tensors: Sequence[torch.Tensor]) -> ctypes.Array[_POINTER]:
@@ -629,7 +734,7 @@ def _qr_self_test(library: NativeLibrary, generator: torch.Generator) -> str | N
 
 #: (stages, out_channels, in_channels) of the kernel's self-test on n = 5, rank 2: a 2-D and a
 #: 1-D kernel of 3 taps, fewer outputs and inputs than n.
-_SELF_TEST_KERNELS = (([(0, 1), (2, 0), (1, 1), (3, 0)], 4, 3), ([(0, 1), (1, 1)], 5, 2))
+_SELF_TEST_KERNELS = (((0, 1), (2, 0), (1, 1), (3, 0)), 4, 3), (((0, 1), (1, 1)), 5, 2)
 
 
 def _kernel_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
@@ -654,11 +759,12 @@ def _kernel_self_test(library: NativeLibrary, generator: torch.Generator) -> str
         names = ("kernel", "H", "H's T", "R's Q", "R's T", "projector", "H gradient")
         for dtype, build_dtype in itertools.product((torch.float64, torch.float32), repeat=2):
             tolerance = max(dict(_TOLERANCES)[dtype], dict(_TOLERANCES)[build_dtype])
-            outputs = library.kernel(
+            kernel, factors, built = library.kernel(
                 h_tilde.detach().to(dtype), r_tilde.detach().to(dtype), stages, o, i, build_dtype
             )
-            grads = library.kernel_backward(grad.to(dtype), outputs[1:], stages, (True, True))
-            got = (*outputs[:6], *grads)
+            state = kernel_state(5, 2, stages, o, i)
+            grads = library.kernel_backward(grad.to(dtype), factors, built, state, (True, True))
+            got = (kernel, *state.unpack(factors, built)[:5], *grads)
             for name, value, wanted in zip((*names, "R gradient"), got, want, strict=True):
                 assert value is not None  # both gradients were asked for
                 label = f"{name} of {len(stages)} stages from {dtype} built in {build_dtype}"
@@ -669,15 +775,28 @@ def _kernel_self_test(library: NativeLibrary, generator: torch.Generator) -> str
     return None
 
 
+def _pad_self_test(library: NativeLibrary, generator: torch.Generator) -> str | None:
+    """The circular padding against ``F.pad``, 2-D with uneven widths and 1-D, both dtypes:
+    a copy, so equal exactly."""
+    for shape, widths in (((2, 3, 5, 7), (2, 1, 0, 3)), ((2, 3, 4), (1, 2))):
+        for dtype in (torch.float64, torch.float32):
+            x = torch.randn(shape, dtype=dtype, generator=generator)
+            expected = torch.nn.functional.pad(x, widths, mode="circular")
+            if not torch.equal(library.circular_pad(x, widths), expected):
+                return f"the circular padding of {shape} by {widths} ({dtype}) differs"
+    return None
+
+
 def _self_test(library: NativeLibrary) -> str | None:
     """``None`` when every routine of the library agrees with an independent computation in
-    both dtypes (:func:`_kernel_self_test`, :func:`_stages_self_test`, :func:`_qr_self_test`);
-    else what differed."""
+    both dtypes (:func:`_kernel_self_test`, :func:`_stages_self_test`, :func:`_qr_self_test`,
+    :func:`_pad_self_test`); else what differed."""
     generator = torch.Generator().manual_seed(0)
     return (
         _kernel_self_test(library, generator)
         or _stages_self_test(library, generator)
         or _qr_self_test(library, generator)
+        or _pad_self_test(library, generator)
     )
 
 
@@ -772,16 +891,18 @@ def usable(*tensors: torch.Tensor) -> NativeLibrary | None:
     parameters), float32 or float64, with nothing for autograd to record, no
     ``torch.compile`` tracing or ``torch.func`` transform active and no :func:`disabled`
     block; else ``None`` (the caller runs PyTorch operations)."""
-    if torch.compiler.is_compiling() or transforming() or _DISABLED.get():
-        return None
-    if not all(_readable([tensor]) for tensor in tensors):
-        return None
-    for tensor in tensors:
+    if torch.compiler.is_compiling() or transforming() or _DISABLED.get():  # compiling first:
+        return None  # Dynamo cannot trace ContextVar.get
+    recording = torch.is_grad_enabled()
+    for tensor in tensors:  # one pass, the cheapest tests first (this runs on every build)
         if (
-            type(tensor) not in (torch.Tensor, torch.nn.Parameter)  # no subclass's semantics
+            type(tensor) not in _PLAIN  # no subclass's semantics
+            or tensor.dtype not in _DTYPES
+            or not tensor.is_cpu
+            or (recording and tensor.requires_grad)
+            or not tensor.is_contiguous()
             or tensor.is_conj()
             or tensor.is_neg()
-            or (tensor.requires_grad and torch.is_grad_enabled())
         ):
             return None
     return library()  # loaded (and self-tested) at the first call that gets this far

@@ -55,7 +55,7 @@ import torch
 from gnpcheck.errors import InvalidArgumentError, InvalidTypeError, UnsupportedOperationError
 from gnpcheck.nn import native
 from gnpcheck.nn.cache import transforming
-from gnpcheck.nn.functions import apply_function
+from gnpcheck.nn.functions import apply_function, with_signature
 from gnpcheck.reference import bjorck_coefficients
 
 __all__ = [
@@ -272,6 +272,7 @@ class _QRFunction(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
+    @with_signature
     def forward(a: torch.Tensor, dtype: torch.dtype, kind: str) -> tuple[torch.Tensor, ...]:
         qr_map = _QR_MAPS[kind]
         q, t = qr_map.factorize(a)
@@ -411,6 +412,7 @@ class _PolarFactor(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
+    @with_signature
     def forward(a: torch.Tensor) -> tuple[torch.Tensor, ...]:
         wide = a.to(torch.float64)
         by_gram = _polar_by_gram(wide)

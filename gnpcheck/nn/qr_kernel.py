@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from gnpcheck.nn import native
-from gnpcheck.nn.functions import apply_function
+from gnpcheck.nn.functions import apply_function, with_signature
 from gnpcheck.nn.kernel import (
     native_stages,
     stages_backward,
@@ -51,7 +51,8 @@ def _build(
     build_dtype: torch.dtype,
 ) -> tuple[torch.Tensor, ...]:
     """The kernel, then what the backward needs: float64 ``Q`` and ``T`` of both QR
-    factorizations, the projectors and the stage inputs in ``build_dtype``."""
+    factorizations, the projectors and the stage inputs in ``build_dtype``; from the native
+    library, these in its two buffers (:class:`~gnpcheck.nn.native.KernelState`)."""
     spatial_ndim, out_channels, in_channels = sizes
     library = native.usable(h_tilde, r_tilde) if r_tilde.numel() else None
     if library is not None:  # the whole build in one call (Note [native stages])
@@ -77,7 +78,7 @@ class _QRKernel(torch.autograd.Function):
 
     generate_vmap_rule = True
 
-    forward = staticmethod(_build)
+    forward = staticmethod(with_signature(_build))
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
@@ -87,6 +88,12 @@ class _QRKernel(torch.autograd.Function):
         ctx.save_for_backward(h_tilde, r_tilde, *output[1:])
         ctx.save_for_forward(*output[1:])
         ctx.sizes, ctx.build_dtype, ctx.dtype = sizes, build_dtype, h_tilde.dtype
+        ctx.state = None
+        if len(output) == 3:  # the native library's two buffers
+            spatial_ndim, out_channels, in_channels = sizes
+            stages = native_stages(spatial_ndim, r_tilde.shape[0] // spatial_ndim)
+            n, m = r_tilde.shape[-2:]
+            ctx.state = native.kernel_state(n, m, stages, out_channels, in_channels)
 
     @staticmethod
     def backward(
@@ -97,13 +104,15 @@ class _QRKernel(torch.autograd.Function):
         h_tilde, r_tilde, *saved = ctx.saved_tensors
         if torch.is_grad_enabled():  # this backward is differentiated: recompute (class doc)
             saved = list(_build(h_tilde, r_tilde, ctx.sizes, ctx.build_dtype)[1:])
-        grad = grad.contiguous()
-        library = native.usable(grad, *saved)
-        if library is not None:  # Note [native stages]
-            spatial_ndim, count = ctx.sizes[0], r_tilde.shape[0]
-            stages = native_stages(spatial_ndim, count // spatial_ndim)
-            grads = library.kernel_backward(grad, saved, stages, ctx.needs_input_grad[:2])
-            return (*grads, None, None)
+        elif ctx.state is not None:  # the native library's buffers
+            grad = grad.contiguous()
+            library = native.usable(grad, *saved)
+            if library is not None:  # Note [native stages]
+                factors, built = saved
+                needs = ctx.needs_input_grad[:2]
+                grads = library.kernel_backward(grad, factors, built, ctx.state, needs)
+                return (*grads, None, None)
+            saved = ctx.state.unpack(*saved)
         h_q, h_t, r_q, r_t, projectors, *inputs = saved
         build_dtype, n, spatial_ndim = ctx.build_dtype, h_q.shape[-1], ctx.sizes[0]
         taps_first = to_taps_first(grad.to(build_dtype), spatial_ndim)
@@ -132,7 +141,10 @@ class _QRKernelWithJvp(_QRKernel):
     def jvp(
         ctx: Any, tangent_h: torch.Tensor | None, tangent_r: torch.Tensor | None, *_: Any
     ) -> tuple[torch.Tensor | None, ...]:
-        h_q, h_t, r_q, r_t, projectors, *inputs = ctx.saved_tensors
+        saved = ctx.saved_tensors
+        if ctx.state is not None:  # the native library's buffers
+            saved = ctx.state.unpack(*saved)
+        h_q, h_t, r_q, r_t, projectors, *inputs = saved
         build_dtype, (spatial_ndim, out_channels, in_channels) = ctx.build_dtype, ctx.sizes
         if tangent_h is None:
             tangent_factor = torch.zeros_like(h_q[:out_channels], dtype=build_dtype)
@@ -149,7 +161,7 @@ class _QRKernelWithJvp(_QRKernel):
             projectors, inputs, tangent_factor, tangent_projectors, spatial_ndim
         )
         tangent = to_torch_layout(taps_first[..., :in_channels], spatial_ndim).to(ctx.dtype)
-        return (tangent, *(None for _ in range(5 + len(inputs))))
+        return (tangent, *(None for _ in ctx.saved_tensors))
 
 
 def qr_bcop_kernel(

@@ -54,6 +54,7 @@ ROUTINES = (
     "backward",
     "orthonormal_qr_gradient",
     "projector_qr_gradient",
+    "circular_pad",
 )
 #: What a training step of a layer calls, by orthogonalizer.
 STEP_CALLS = {"qr": ["kernel", "kernel_backward"], "bjorck": ["forward", "backward"]}
@@ -326,10 +327,12 @@ def test_large_products_on_either_kernel_and_any_threads_equal_pytorch(
         assert _scaled_error(got, want) <= 10 * TOLERANCE[dtype]
     r_tilde = torch.randn(4, n, n // 2, dtype=dtype, generator=generator)
     h_tilde = torch.randn(n, n, dtype=dtype, generator=generator)
-    built = library.kernel(h_tilde, r_tilde, stages, o, n - 3, dtype)
+    kernel, *buffers = library.kernel(h_tilde, r_tilde, stages, o, n - 3, dtype)
+    built = [kernel, *native.kernel_state(n, n // 2, stages, o, n - 3).unpack(*buffers)]
     with native.disabled():
         want_built = _build(h_tilde, r_tilde, (2, o, n - 3), dtype)
     for got, want in zip(built, want_built, strict=True):
+        assert got.shape == want.shape
         assert _scaled_error(got, want) <= 10 * TOLERANCE[got.dtype]
     factors = built[1:5]
     h_q, h_t, r_q, r_t = (f.to(dtype) for f in factors[:4])
@@ -390,12 +393,16 @@ def test_the_native_kernel_refuses_what_does_not_fit(stages_library: NativeLibra
     with pytest.raises(InvalidArgumentError, match="at most n each"):
         stages_library.kernel(h_tilde, r_tilde, stages, 5, 4, torch.float32)
     with pytest.raises(InvalidArgumentError, match="use each of the 2 projectors once"):
-        stages_library.kernel(h_tilde, r_tilde, [(0, 1), (0, 1)], 4, 4, torch.float32)
-    kernel, *saved = stages_library.kernel(h_tilde, r_tilde, stages, 4, 4, torch.float32)
-    with pytest.raises(InvalidArgumentError, match="do not fit these stages"):
-        stages_library.kernel_backward(kernel[:, :, :2].contiguous(), saved, stages, (True, True))
-    with pytest.raises(InvalidArgumentError, match="do not fit these stages"):
-        stages_library.kernel_backward(kernel, saved[:-1], stages, (True, True))
+        stages_library.kernel(h_tilde, r_tilde, ((0, 1), (0, 1)), 4, 4, torch.float32)
+    kernel, factors, built = stages_library.kernel(h_tilde, r_tilde, stages, 4, 4, torch.float32)
+    state = native.kernel_state(4, 2, stages, 4, 4)
+    both = (True, True)
+    with pytest.raises(InvalidArgumentError, match="do not fit"):
+        stages_library.kernel_backward(kernel[:, :, :2].contiguous(), factors, built, state, both)
+    with pytest.raises(InvalidArgumentError, match="do not fit"):
+        stages_library.kernel_backward(kernel, factors, built[:-1], state, both)
+    with pytest.raises(InvalidArgumentError, match="do not fit"):
+        stages_library.kernel_backward(kernel, factors.float(), built, state, both)
 
 
 def test_ill_conditioned_parameters_still_get_an_exact_qr(stages_library: NativeLibrary) -> None:
@@ -407,8 +414,9 @@ def test_ill_conditioned_parameters_still_get_an_exact_qr(stages_library: Native
     singular_values = torch.logspace(0, -10, 6, dtype=torch.float64)
     h_tilde = u @ torch.diag(singular_values) @ v.mT
     r_tilde = torch.stack([h_tilde[:, :3], h_tilde[:, 3:]])
-    built = stages_library.kernel(h_tilde, r_tilde, native_stages(1, 2), 6, 6, torch.float64)
-    h_q, h_t, r_q, r_t, projectors = built[1:6]
+    stages = native_stages(1, 2)
+    _, *buffers = stages_library.kernel(h_tilde, r_tilde, stages, 6, 6, torch.float64)
+    h_q, h_t, r_q, r_t, projectors = native.kernel_state(6, 3, stages, 6, 6).unpack(*buffers)[:5]
     for q, t, a in ((h_q, h_t, h_tilde), (r_q, r_t, r_tilde)):
         eye = torch.eye(q.shape[-1], dtype=torch.float64)
         assert float((q.mT @ q - eye).abs().max()) <= 1e-14
@@ -482,7 +490,7 @@ def test_inside_disabled_the_layers_run_pytorch_operations(native_calls: list[st
         assert native.usable(x) is None
     assert native_calls == []
     layer(x).sum().backward()
-    assert native_calls == STEP_CALLS["qr"]
+    assert native_calls == ["kernel", "circular_pad", "kernel_backward"]  # no gradient to x
 
 
 def test_a_first_use_in_inference_mode_loads_the_library(
@@ -521,3 +529,52 @@ def test_a_self_test_that_cannot_run_is_tried_again(
         assert native.library() is not None  # tried again, and loaded
     finally:
         native._forget()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(
+    ("shape", "widths"),
+    [
+        ((128, 8, 8, 8), (1, 1, 1, 1)),
+        ((2, 3, 5, 7), (2, 1, 0, 3)),
+        ((1, 1, 3, 3), (3, 3, 3, 3)),
+        ((4, 2, 9), (1, 2)),
+        ((2, 2, 6), (0, 0)),
+    ],
+)
+def test_the_native_circular_padding_equals_pytorch(
+    stages_library: NativeLibrary,
+    shape: tuple[int, ...],
+    widths: tuple[int, ...],
+    dtype: torch.dtype,
+) -> None:
+    x = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(len(shape)))
+    expected = torch.nn.functional.pad(x, widths, mode="circular")
+    assert torch.equal(stages_library.circular_pad(x, widths), expected)  # a copy: exact
+
+
+def test_the_native_circular_padding_refuses_what_does_not_fit(
+    stages_library: NativeLibrary,
+) -> None:
+    x = torch.randn(2, 3, 4, 5)
+    with pytest.raises(InvalidArgumentError, match="two widths per spatial axis"):
+        stages_library.circular_pad(x, (1, 1))
+    with pytest.raises(InvalidArgumentError, match="from 0 to the side it wraps"):
+        stages_library.circular_pad(x, (6, 0, 0, 0))
+    with pytest.raises(InvalidArgumentError, match="from 0 to the side it wraps"):
+        stages_library.circular_pad(x, (0, 0, -1, 0))
+    with pytest.raises(InvalidArgumentError, match="contiguous CPU tensors"):
+        stages_library.circular_pad(x.transpose(2, 3), (1, 1, 1, 1))
+
+
+def test_a_layer_pads_natively_only_when_no_gradient_flows_to_its_input(
+    native_calls: list[str],
+) -> None:
+    layer = BCOPConv2d(3, 3, 3, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 3, 6, 6)
+    expected = layer(x)
+    assert native_calls == ["kernel", "circular_pad"]
+    with native.disabled():  # F.pad, and the kernel built by PyTorch operations
+        torch.testing.assert_close(layer(x), expected, rtol=1e-6, atol=1e-6)
+    layer(x.requires_grad_())
+    assert native_calls == ["kernel", "circular_pad", "kernel"]  # the gather, differentiable
