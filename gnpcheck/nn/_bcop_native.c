@@ -32,6 +32,7 @@
  * than the one it runs on (gnp_own_products). */
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -123,164 +124,311 @@ static int64_t share(int64_t count, int64_t thread, int64_t threads) {
 
 /* Row-major C (m x n) = alpha op(A) B (+ C when accumulate): op(A) = A (m x k, row stride
  * lda) or A^T (A k x m); B (k x n, row stride ldb). */
-typedef struct {
-    int64_t m, n, k, a_row, a_depth, ldb, ldc;
-    const float *a, *b;
-    float *c;
-    float alpha;
-    int accumulate;
-} product_job;
+#define DEFINE_PRODUCT_JOB(T, SUFFIX)                                                              \
+    typedef struct {                                                                               \
+        int64_t m, n, k, a_row, a_depth, ldb, ldc;                                                 \
+        const T *a, *b;                                                                            \
+        T *c;                                                                                      \
+        T alpha;                                                                                   \
+        int accumulate, upper; /* upper: only the tiles that meet C's upper triangle */            \
+    } product_job_##SUFFIX;
+
+DEFINE_PRODUCT_JOB(float, f32)
+DEFINE_PRODUCT_JOB(double, f64)
 
 #ifdef GNP_HAVE_AVX512_KERNEL
 #define TILE_ROWS 12
-#define TILE_COLUMNS 32
-/* The tile of C at rows [0, rows) and columns [0, columns), rows <= 12, columns <= 32: 24
- * accumulators of 16 floats; a row of A past `rows` reads the last valid one (its sums are
- * not stored). */
-#define TILE_ROW(r)                                                                            \
-    __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();                       \
-    const float *a##r = a + (r < rows ? r : rows - 1) * a_row;
-#define TILE_FMA(r)                                                                            \
-    {                                                                                          \
-        const __m512 x = _mm512_set1_ps(a##r[depth]);                                          \
-        c##r##0 = _mm512_fmadd_ps(x, b0, c##r##0);                                             \
-        c##r##1 = _mm512_fmadd_ps(x, b1, c##r##1);                                             \
+/* A tile of C at rows [0, rows) and columns [0, columns), rows <= 12, columns <= 2 L for L
+ * lanes of T (P: ps or pd) per register: 24 accumulators; a row of A past `rows` reads the
+ * last valid one (its sums are not stored). */
+#define TILE_ROW(r, T, V, P, L)                                                                    \
+    V c##r##0 = _mm512_setzero_##P(), c##r##1 = _mm512_setzero_##P();                              \
+    const T *a##r = a + (r < rows ? r : rows - 1) * a_row;
+#define TILE_FMA(r, T, V, P, L)                                                                    \
+    {                                                                                              \
+        const V x = _mm512_set1_##P(a##r[depth]);                                                  \
+        c##r##0 = _mm512_fmadd_##P(x, b0, c##r##0);                                                \
+        c##r##1 = _mm512_fmadd_##P(x, b1, c##r##1);                                                \
     }
-#define TILE_STORE(r)                                                                          \
-    if (r < rows) {                                                                            \
-        float *cr = c + r * ldc;                                                               \
-        __m512 v0 = _mm512_mul_ps(c##r##0, scale), v1 = _mm512_mul_ps(c##r##1, scale);         \
-        if (accumulate) {                                                                      \
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask0, cr));                          \
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask1, cr + 16));                     \
-        }                                                                                      \
-        _mm512_mask_storeu_ps(cr, mask0, v0);                                                  \
-        _mm512_mask_storeu_ps(cr + 16, mask1, v1);                                             \
+#define TILE_STORE(r, T, V, P, L)                                                                  \
+    if (r < rows) {                                                                                \
+        T *cr = c + r * ldc;                                                                       \
+        V v0 = _mm512_mul_##P(c##r##0, scale), v1 = _mm512_mul_##P(c##r##1, scale);                \
+        if (accumulate) {                                                                          \
+            v0 = _mm512_add_##P(v0, _mm512_maskz_loadu_##P(mask0, cr));                            \
+            v1 = _mm512_add_##P(v1, _mm512_maskz_loadu_##P(mask1, cr + L));                        \
+        }                                                                                          \
+        _mm512_mask_storeu_##P(cr, mask0, v0);                                                     \
+        _mm512_mask_storeu_##P(cr + L, mask1, v1);                                                 \
     }
-#define TILE_ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
+#define TILE_ALL(M, ...)                                                                           \
+    M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__) M(4, __VA_ARGS__)      \
+    M(5, __VA_ARGS__) M(6, __VA_ARGS__) M(7, __VA_ARGS__) M(8, __VA_ARGS__) M(9, __VA_ARGS__)      \
+    M(10, __VA_ARGS__) M(11, __VA_ARGS__)
 
-__attribute__((target("avx512f"))) static void tile(int64_t rows, int64_t columns, int64_t k,
-                                                    const float *a, int64_t a_row,
-                                                    int64_t a_depth, const float *b,
-                                                    int64_t ldb, float *c, int64_t ldc,
-                                                    float alpha, int accumulate) {
-    TILE_ALL(TILE_ROW)
-    const __mmask16 mask0 = columns >= 16 ? 0xFFFF : (__mmask16)((1u << columns) - 1);
-    const __mmask16 mask1 = columns >= 32   ? 0xFFFF
-                            : columns <= 16 ? 0
-                                            : (__mmask16)((1u << (columns - 16)) - 1);
-    for (int64_t p = 0; p < k; p++) {
-        const float *bp = b + p * ldb;
-        const int64_t depth = p * a_depth;
-        const __m512 b0 = _mm512_maskz_loadu_ps(mask0, bp);
-        const __m512 b1 = _mm512_maskz_loadu_ps(mask1, bp + 16);
-        TILE_ALL(TILE_FMA)
+#define DEFINE_TILE(T, SUFFIX, V, P, L, MASK)                                                      \
+    __attribute__((target("avx512f"))) static void tile_##SUFFIX(                                  \
+        int64_t rows, int64_t columns, int64_t k, const T *a, int64_t a_row, int64_t a_depth,      \
+        const T *b, int64_t ldb, T *c, int64_t ldc, T alpha, int accumulate) {                     \
+        TILE_ALL(TILE_ROW, T, V, P, L)                                                             \
+        const MASK full = (MASK)((1u << L) - 1);                                                   \
+        const MASK mask0 = columns >= L ? full : (MASK)((1u << columns) - 1);                      \
+        const MASK mask1 = columns >= 2 * L ? full                                                 \
+                           : columns <= L   ? 0                                                    \
+                                            : (MASK)((1u << (columns - L)) - 1);                   \
+        for (int64_t p = 0; p < k; p++) {                                                          \
+            const T *bp = b + p * ldb;                                                             \
+            const int64_t depth = p * a_depth;                                                     \
+            const V b0 = _mm512_maskz_loadu_##P(mask0, bp);                                        \
+            const V b1 = _mm512_maskz_loadu_##P(mask1, bp + L);                                    \
+            TILE_ALL(TILE_FMA, T, V, P, L)                                                         \
+        }                                                                                          \
+        const V scale = _mm512_set1_##P(alpha);                                                    \
+        TILE_ALL(TILE_STORE, T, V, P, L)                                                           \
+    }                                                                                              \
+                                                                                                   \
+    /* the team's share of the tiles: rows of tiles split, every column of tiles (outer loop,      \
+       so that B's panel stays in the cache across the rows) */                                    \
+    static void product_body_##SUFFIX(void *data, int64_t thread, int64_t threads) {               \
+        const product_job_##SUFFIX *j = data;                                                      \
+        const int64_t tiles = (j->m + TILE_ROWS - 1) / TILE_ROWS;                                  \
+        const int64_t first = share(tiles, thread, threads);                                       \
+        const int64_t last = share(tiles, thread + 1, threads);                                    \
+        for (int64_t column = 0; column < j->n; column += 2 * L) {                                 \
+            const int64_t columns = j->n - column < 2 * L ? j->n - column : 2 * L;                 \
+            for (int64_t t = first; t < last; t++) {                                               \
+                const int64_t row = t * TILE_ROWS;                                                 \
+                if (j->upper && column + columns <= row) continue;                                 \
+                const int64_t rows = j->m - row < TILE_ROWS ? j->m - row : TILE_ROWS;              \
+                tile_##SUFFIX(rows, columns, j->k, j->a + row * j->a_row, j->a_row, j->a_depth,    \
+                              j->b + column, j->ldb, j->c + row * j->ldc + column, j->ldc,         \
+                              j->alpha, j->accumulate);                                            \
+            }                                                                                      \
+        }                                                                                          \
     }
-    const __m512 scale = _mm512_set1_ps(alpha);
-    TILE_ALL(TILE_STORE)
-}
 
-/* The team's share of the tiles: rows of tiles split, every column of tiles (outer loop, so
- * that B's panel stays in the cache across the rows). */
-static void product_body(void *data, int64_t thread, int64_t threads) {
-    const product_job *j = data;
-    const int64_t tiles = (j->m + TILE_ROWS - 1) / TILE_ROWS;
-    const int64_t first = share(tiles, thread, threads), last = share(tiles, thread + 1, threads);
-    for (int64_t column = 0; column < j->n; column += TILE_COLUMNS) {
-        const int64_t columns = j->n - column < TILE_COLUMNS ? j->n - column : TILE_COLUMNS;
-        for (int64_t t = first; t < last; t++) {
-            const int64_t row = t * TILE_ROWS;
-            const int64_t rows = j->m - row < TILE_ROWS ? j->m - row : TILE_ROWS;
-            tile(rows, columns, j->k, j->a + row * j->a_row, j->a_row, j->a_depth, j->b + column,
-                 j->ldb, j->c + row * j->ldc + column, j->ldc, j->alpha, j->accumulate);
-        }
-    }
-}
+DEFINE_TILE(float, f32, __m512, ps, 16, __mmask16)
+DEFINE_TILE(double, f64, __m512d, pd, 8, __mmask8)
 #endif
 
-/* Thin QR, in float64, of a batch of row-major n x k matrices (n >= k >= 1) given in float32
- * (single != 0) or float64: q (batch, n, k) and upper triangular t (batch, k, k), row-major;
- * with positive != 0, columns of q and rows of t negated where diag(t) < 0.
- * work: n k + k + lwork doubles (lwork >= k). Returns 0, or LAPACK's info. */
-static int64_t qr(const void *a, int single, int64_t batch, int64_t n, int64_t k, int positive,
-                  double *q, double *t, double *work, int64_t lwork) {
-    double *column_major = work, *tau = work + n * k, *scratch = tau + k;
-    for (int64_t b = 0; b < batch; b++) {
-        const int64_t offset = b * n * k;
-        for (int64_t i = 0; i < n; i++) {
-            for (int64_t j = 0; j < k; j++) {
-                const int64_t at = offset + i * k + j;
-                column_major[j * n + i] = single ? (double)((const float *)a)[at]
-                                                 : ((const double *)a)[at];
-            }
-        }
-        int64_t info = 0;
-        dgeqrf(&n, &k, column_major, &n, tau, scratch, &lwork, &info);
-        if (info != 0) return info;
-        double *tb = t + b * k * k, *qb = q + offset;
-        for (int64_t i = 0; i < k; i++) {
-            for (int64_t j = 0; j < k; j++) tb[i * k + j] = j >= i ? column_major[j * n + i] : 0.0;
-        }
-        dorgqr(&n, &k, &k, column_major, &n, tau, scratch, &lwork, &info);
-        if (info != 0) return info;
-        for (int64_t i = 0; i < n; i++) {
-            for (int64_t j = 0; j < k; j++) qb[i * k + j] = column_major[j * n + i];
-        }
-        for (int64_t j = 0; positive && j < k; j++) {
-            if (tb[j * k + j] < 0) {
-                for (int64_t i = 0; i < n; i++) qb[i * k + j] = -qb[i * k + j];
-                for (int64_t c = 0; c < k; c++) tb[j * k + c] = -tb[j * k + c];
-            }
-        }
+/* Whether this file's kernel computes the product (and does): op(B) = B, beta 0 or 1, AVX-512F
+ * available and enabled (gnp_own_products); threads only for products of 2^21 flops or more,
+ * where the team's start costs less than it saves. */
+#ifdef GNP_HAVE_AVX512_KERNEL
+#define DEFINE_OWN_GEMM(T, SUFFIX)                                                                 \
+    static int own_gemm_##SUFFIX(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,        \
+                                 T alpha, const T *a, int64_t lda, const T *b, int64_t ldb,        \
+                                 T beta, T *c, int64_t ldc, int64_t threads) {                     \
+        if (!own_products || trans_b || (beta != 0 && beta != 1)) return 0;                        \
+        const product_job_##SUFFIX job = {                                                         \
+            m, n, k, trans_a ? 1 : lda, trans_a ? lda : 1, ldb, ldc, a, b, c, alpha, beta == 1, 0};   \
+        in_parallel(product_body_##SUFFIX, (void *)&job, 2 * m * n * k >= (1 << 21) ? threads : 1); \
+        return 1;                                                                                  \
     }
-    return 0;
-}
+#else
+#define DEFINE_OWN_GEMM(T, SUFFIX)                                                                 \
+    static int own_gemm_##SUFFIX(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,        \
+                                 T alpha, const T *a, int64_t lda, const T *b, int64_t ldb,        \
+                                 T beta, T *c, int64_t ldc, int64_t threads) {                     \
+        (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a;             \
+        (void)lda, (void)b, (void)ldb, (void)beta, (void)c, (void)ldc, (void)threads;              \
+        return 0;                                                                                  \
+    }
+#endif
+DEFINE_OWN_GEMM(float, f32)
+DEFINE_OWN_GEMM(double, f64)
+#ifdef GNP_HAVE_AVX512_KERNEL
+#define AVX512_TARGET __attribute__((target("avx512f")))
+#else
+#define AVX512_TARGET
+#endif
 
-#define DEFINE_PRODUCTS(T, SUFFIX, GEMM, TRSM, OWN_GEMM)                                           \
+#define DEFINE_PRODUCTS(T, SUFFIX, GEMM, TRSM)                                                     \
     /* row-major C (m x k2) = alpha op(A) op(B) + beta C, on `threads` at most: this file's        \
-       kernel where OWN_GEMM takes it, else the BLAS, which is column-major and so computes        \
+       kernel where own_gemm takes it, else the BLAS, which is column-major and so computes        \
        C^T = op(B)^T op(A)^T */                                                                    \
     static void gemm_##SUFFIX(int trans_a, int trans_b, int64_t m, int64_t k2, int64_t k,          \
                               T alpha, const T *a, int64_t lda, const T *b, int64_t ldb,           \
                               T beta, T *c, int64_t ldc, int64_t threads) {                        \
-        if (OWN_GEMM(trans_a, trans_b, m, k2, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))    \
+        if (own_gemm_##SUFFIX(trans_a, trans_b, m, k2, k, alpha, a, lda, b, ldb, beta, c, ldc,     \
+                              threads))                                                            \
             return;                                                                                \
         const char op_a = trans_a ? 'T' : 'N', op_b = trans_b ? 'T' : 'N';                         \
         GEMM(&op_b, &op_a, &k2, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);                 \
     }                                                                                              \
                                                                                                    \
-    /* row-major X (n x k) <- X T^{-T} for T (k x k) upper triangular, row-major: seen             \
-       column-major, X^T is solved by T, whose buffer reads as T^T (lower) */                      \
-    static void solve_by_transpose_##SUFFIX(int64_t n, int64_t k, const T *t, T *x) {              \
+    /* panel (w x n; row c holds column c of a block of X) solved by the w x w diagonal block      \
+       d of U (row stride ldu): upper, P_c = (P_c - sum_{i < c} d_ic P_i) / d_cc in order;         \
+       lower, the same over i > c in reverse order: contiguous updates */                          \
+    AVX512_TARGET static void solve_panel_##SUFFIX(int upper, int64_t n, int64_t w,                \
+                                                   const T *d, int64_t ldu, T *panel) {            \
+        for (int64_t s = 0; s < w; s++) {                                                          \
+            const int64_t c = upper ? s : w - 1 - s;                                               \
+            T *restrict pc = panel + c * n;                                                        \
+            for (int64_t i = upper ? 0 : c + 1; i < (upper ? c : w); i++) {                        \
+                const T factor = d[i * ldu + c];                                                   \
+                const T *restrict pi = panel + i * n;                                              \
+                for (int64_t r = 0; r < n; r++) pc[r] -= factor * pi[r];                           \
+            }                                                                                      \
+            const T diagonal = d[c * ldu + c];                                                     \
+            for (int64_t r = 0; r < n; r++) pc[r] /= diagonal;                                     \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* row-major X (n x k) <- X U^{-1} for U (k x k, row-major) upper (upper != 0) or lower        \
+       triangular, on this file's kernel; returns 0 (nothing done) where it does not run.          \
+       Columns in blocks of 32: the solved ones folded into a block by one product, then the       \
+       block solved on its transpose. */                                                           \
+    static int own_solve_##SUFFIX(int upper, int64_t n, int64_t k, const T *u, T *x,               \
+                                  int64_t threads) {                                               \
+        const int64_t block = 32;                                                                  \
+        T *panel = own_products ? malloc(sizeof(T) * (size_t)(block * n)) : NULL;                  \
+        if (panel == NULL) return 0;                                                               \
+        for (int64_t step = 0; step < k; step += block) {                                          \
+            const int64_t width = k - step < block ? k - step : block;                             \
+            const int64_t first = upper ? step : k - step - width, after = first + width;          \
+            if (upper && first > 0) {                                                              \
+                gemm_##SUFFIX(0, 0, n, width, first, -1, x, k, u + first, k, 1, x + first, k,      \
+                              threads);                                                            \
+            }                                                                                      \
+            if (!upper && after < k) {                                                             \
+                gemm_##SUFFIX(0, 0, n, width, k - after, -1, x + after, k, u + after * k + first,  \
+                              k, 1, x + first, k, threads);                                        \
+            }                                                                                      \
+            for (int64_t r = 0; r < n; r++) {                                                      \
+                for (int64_t c = 0; c < width; c++) panel[c * n + r] = x[r * k + first + c];       \
+            }                                                                                      \
+            solve_panel_##SUFFIX(upper, n, width, u + first * k + first, k, panel);                \
+            for (int64_t r = 0; r < n; r++) {                                                      \
+                for (int64_t c = 0; c < width; c++) x[r * k + first + c] = panel[c * n + r];       \
+            }                                                                                      \
+        }                                                                                          \
+        free(panel);                                                                               \
+        return 1;                                                                                  \
+    }                                                                                              \
+                                                                                                   \
+    /* row-major X (n x k) <- X T^{-T} for T (k x k) upper triangular, row-major: on this          \
+       file's kernel with T^T copied (lower), else by the BLAS (seen column-major, X^T is          \
+       solved by T, whose buffer reads as T^T) */                                                  \
+    static void solve_by_transpose_##SUFFIX(int64_t n, int64_t k, const T *t, T *x,                \
+                                            int64_t threads) {                                     \
+        T *lower = own_products ? malloc(sizeof(T) * (size_t)(k * k)) : NULL;                      \
+        if (lower != NULL) {                                                                       \
+            for (int64_t i = 0; i < k; i++) {                                                      \
+                for (int64_t j = 0; j < k; j++) lower[i * k + j] = t[j * k + i];                   \
+            }                                                                                      \
+            const int done = own_solve_##SUFFIX(0, n, k, lower, x, threads);                       \
+            free(lower);                                                                           \
+            if (done) return;                                                                      \
+        }                                                                                          \
         const T one = 1;                                                                           \
         TRSM("L", "L", "T", "N", &k, &n, &one, t, &k, x, &k);                                      \
     }
 
-/* Whether this file's kernel computes the float32 product (and does): op(B) = B, beta 0 or 1,
- * AVX-512F available and enabled (gnp_own_products); threads only for products of 2^21
- * flops or more, where the team's start costs less than it saves. */
-static int own_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                        float *c, int64_t ldc, int64_t threads) {
-#ifdef GNP_HAVE_AVX512_KERNEL
-    if (!own_products || trans_b || (beta != 0 && beta != 1)) return 0;
-    const product_job job = {m,   n,   k, trans_a ? 1 : lda, trans_a ? lda : 1, ldb, ldc,
-                             a,   b,   c, alpha,             beta == 1};
-    in_parallel(product_body, (void *)&job, 2 * m * n * k >= (1 << 21) ? threads : 1);
+DEFINE_PRODUCTS(float, f32, sgemm, strsm)
+DEFINE_PRODUCTS(double, f64, dgemm, dtrsm)
+
+/* In place, g (k x k, row-major, symmetric) becomes T, upper triangular with a positive
+ * diagonal, G = T^T T (Cholesky, row by row: contiguous updates). Returns 0 where G is not
+ * positive definite to working precision. */
+AVX512_TARGET static int cholesky_upper(int64_t k, double *g) {
+    for (int64_t j = 0; j < k; j++) {
+        double *restrict gj = g + j * k;
+        if (!(gj[j] > 0)) return 0;
+        const double d = __builtin_sqrt(gj[j]);
+        gj[j] = d;
+        for (int64_t c = j + 1; c < k; c++) gj[c] /= d;
+        for (int64_t i = j + 1; i < k; i++) {
+            const double factor = gj[i];
+            double *restrict gi = g + i * k;
+            for (int64_t c = i; c < k; c++) gi[c] -= factor * gj[c];
+        }
+        for (int64_t c = 0; c < j; c++) gj[c] = 0;
+    }
     return 1;
+}
+
+/* The upper triangle of g (k x k) = q^T q for q (n x k, row-major), on this file's kernel
+ * (the caller checks that it runs), on this thread. */
+static void gram(int64_t n, int64_t k, const double *q, double *g) {
+#ifdef GNP_HAVE_AVX512_KERNEL
+    const product_job_f64 job = {k, k, n, 1, k, k, k, q, q, g, 1, 0, 1};
+    product_body_f64((void *)&job, 0, 1);
 #else
-    (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
-    (void)b, (void)ldb, (void)beta, (void)c, (void)ldc, (void)threads;
-    return 0;
+    gemm_f64(1, 0, k, k, n, 1, q, k, q, k, 0, g, k, 1);
 #endif
 }
 
-/* float64 products always go to the BLAS (whose own threads decide) */
-#define BLAS_ONLY(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads) \
-    ((void)(threads), 0)
+/* Where the first pass of Cholesky QR leaves max |Q^T Q - I| at most this, it is kept: Q is
+ * orthonormal to rounding, as Householder's, and the second pass would change nothing. */
+#define ONE_PASS_DEFECT 1e-14
 
-DEFINE_PRODUCTS(float, f32, sgemm, strsm, own_gemm_f32)
-DEFINE_PRODUCTS(double, f64, dgemm, dtrsm, BLAS_ONLY)
+/* Cholesky QR twice, in float64 on this file's kernel, of q (n x k, row-major; A on entry):
+ * G = Q^T Q = T^T T, Q <- Q T^{-1}, twice (once where ONE_PASS_DEFECT allows), and
+ * t = T_2 T_1, upper triangular with a positive diagonal. Returns 0 (q then unusable) where
+ * a factorization fails or the first pass leaves Q further than 0.1 from orthonormal
+ * (max |Q^T Q - I|: A too ill-conditioned for the second to restore orthonormality to
+ * rounding); else 1. work: 2 k k doubles. */
+static int cholesky_qr2(int64_t n, int64_t k, double *q, double *t, double *work) {
+    double *first = work, *second = work + k * k;
+    gram(n, k, q, first);
+    if (!cholesky_upper(k, first) || !own_solve_f64(1, n, k, first, q, 1)) return 0;
+    gram(n, k, q, second);
+    double defect = 0;
+    for (int64_t i = 0; i < k; i++) {
+        for (int64_t j = i; j < k; j++) {
+            const double error = __builtin_fabs(second[i * k + j] - (i == j));
+            defect = error > defect ? error : defect;
+        }
+    }
+    if (defect > 0.1) return 0;
+    if (defect <= ONE_PASS_DEFECT) { /* the first pass is orthonormal to rounding already */
+        memcpy(t, first, sizeof(double) * (size_t)(k * k));
+        return 1;
+    }
+    if (!cholesky_upper(k, second) || !own_solve_f64(1, n, k, second, q, 1)) return 0;
+    gemm_f64(0, 0, k, k, k, 1, second, k, first, k, 0, t, k, 1);
+    return 1;
+}
+
+/* Thin QR, in float64, of a row-major n x k matrix (n >= k >= 1) given in float32 (single !=
+ * 0) or float64: q (n, k) and upper triangular t (k, k), row-major. By cholesky_qr2 where it
+ * runs and succeeds (t's diagonal positive), else by LAPACK's Householder QR (geqrf, orgqr;
+ * with positive != 0, rows of t and columns of q negated where diag(t) < 0). The two agree to
+ * rounding up to the signs of t's rows and q's columns, which cancel in Q Q^T and in the QR
+ * gradients. work: 2 n k + k + lwork doubles (lwork >= k). Returns 0, or LAPACK's info. */
+static int64_t qr(const void *a, int single, int64_t n, int64_t k, int positive, double *q,
+                  double *t, double *work, int64_t lwork) {
+    for (int64_t i = 0; i < n * k; i++) {
+        q[i] = single ? (double)((const float *)a)[i] : ((const double *)a)[i];
+    }
+    if (own_products && cholesky_qr2(n, k, q, t, work)) return 0;
+    double *column_major = work, *tau = work + n * k, *scratch = tau + k;
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t j = 0; j < k; j++) {
+            column_major[j * n + i] = single ? (double)((const float *)a)[i * k + j]
+                                             : ((const double *)a)[i * k + j];
+        }
+    }
+    int64_t info = 0;
+    dgeqrf(&n, &k, column_major, &n, tau, scratch, &lwork, &info);
+    if (info != 0) return info;
+    for (int64_t i = 0; i < k; i++) {
+        for (int64_t j = 0; j < k; j++) t[i * k + j] = j >= i ? column_major[j * n + i] : 0.0;
+    }
+    dorgqr(&n, &k, &k, column_major, &n, tau, scratch, &lwork, &info);
+    if (info != 0) return info;
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t j = 0; j < k; j++) q[i * k + j] = column_major[j * n + i];
+    }
+    for (int64_t j = 0; positive && j < k; j++) {
+        if (t[j * k + j] < 0) {
+            for (int64_t i = 0; i < n; i++) q[i * k + j] = -q[i * k + j];
+            for (int64_t c = 0; c < k; c++) t[j * k + c] = -t[j * k + c];
+        }
+    }
+    return 0;
+}
 
 typedef struct {
     const void *h_tilde, *r_tilde;
@@ -303,12 +451,12 @@ static void factors_body(void *data, int64_t thread, int64_t threads) {
          item = atomic_fetch_add(&j->next, 1)) {
         int64_t info;
         if (item == 0) {
-            info = qr(j->h_tilde, j->single, 1, n, n, 1, j->h_q, j->h_t, work, j->lwork);
+            info = qr(j->h_tilde, j->single, n, n, 1, j->h_q, j->h_t, work, j->lwork);
         } else {
             const int64_t b = item - 1;
             const void *source = (const char *)j->r_tilde + (size_t)(b * n * m) * element;
             double *qb = j->r_q + b * n * m;
-            info = qr(source, j->single, 1, n, m, 0, qb, j->r_t + b * m * m, work, j->lwork);
+            info = qr(source, j->single, n, m, 0, qb, j->r_t + b * m * m, work, j->lwork);
             if (info == 0) {
                 double *target = j->build_single ? work : (double *)j->projectors + b * n * n;
                 gemm_f64(0, 1, n, n, m, 1, qb, m, qb, m, 0, target, n, 1);
@@ -324,7 +472,7 @@ static void factors_body(void *data, int64_t thread, int64_t threads) {
  * h_q, h_t (n x n) of h_tilde with diag(h_t) > 0; r_q (count, n, m), r_t (count, m, m) of
  * r_tilde (Householder's signs, which cancel in the projectors); the projectors r_q r_q^T
  * (count, n, n), products in float64, written in float32 when build_single != 0.
- * work: `threads` slots of n n + n + lwork doubles (lwork >= n). Returns 0, or LAPACK's info
+ * work: `threads` slots of 2 n n + n + lwork doubles (lwork >= n). Returns 0, or LAPACK's info
  * (of one factorization that failed). */
 static int64_t bcop_factors(const void *h_tilde, const void *r_tilde, int single, int64_t n,
                             int64_t count, int64_t m, int build_single, double *h_q,
@@ -332,7 +480,7 @@ static int64_t bcop_factors(const void *h_tilde, const void *r_tilde, int single
                             void *work, int64_t lwork, int64_t threads) {
     factors_job job = {.h_tilde = h_tilde, .r_tilde = r_tilde, .single = single,
                        .build_single = build_single, .n = n, .count = count, .m = m,
-                       .lwork = lwork, .slot = n * n + n + lwork, .h_q = h_q, .h_t = h_t,
+                       .lwork = lwork, .slot = 2 * n * n + n + lwork, .h_q = h_q, .h_t = h_t,
                        .r_q = r_q, .r_t = r_t, .work = work, .projectors = projectors};
     atomic_init(&job.next, 0);
     atomic_init(&job.info, 0);
@@ -345,7 +493,7 @@ static int64_t bcop_factors(const void *h_tilde, const void *r_tilde, int single
 int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, int64_t o,
                         int64_t a, int64_t b, int64_t lwork, int64_t threads) {
     const int64_t taps = a * b * o * n;
-    const int64_t factors = threads * (n * n + n + lwork) * (int64_t)sizeof(double);
+    const int64_t factors = threads * (2 * n * n + n + lwork) * (int64_t)sizeof(double);
     const int64_t forward = 2 * taps * element;
     const int64_t qr = 3 * n * n + 2 * count * n * m + count * m * m + threads * 2 * n * n;
     const int64_t stages = taps + n * n;
@@ -368,7 +516,7 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
         }                                                                                          \
         memcpy(out, grad, sizeof(T) * (size_t)(n * k));                                            \
         gemm_##SUFFIX(0, 0, n, k, k, 1, q, k, c, k, 1, out, k, threads);                           \
-        solve_by_transpose_##SUFFIX(n, k, t, out);                                                 \
+        solve_by_transpose_##SUFFIX(n, k, t, out, threads);                                                 \
     }                                                                                              \
                                                                                                    \
     /* Abar = (I - Q Q^T) (Pbar + Pbar^T) Q T^{-T}; work: n n + k k */                             \
@@ -381,7 +529,7 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
         gemm_##SUFFIX(0, 0, n, k, n, 1, sym, n, q, k, 0, out, k, threads);                         \
         gemm_##SUFFIX(1, 0, k, k, n, 1, q, k, out, k, 0, small, k, threads);                       \
         gemm_##SUFFIX(0, 0, n, k, k, -1, q, k, small, k, 1, out, k, threads);                      \
-        solve_by_transpose_##SUFFIX(n, k, t, out);                                                 \
+        solve_by_transpose_##SUFFIX(n, k, t, out, threads);                                                 \
     }                                                                                              \
                                                                                                    \
     typedef struct {                                                                               \

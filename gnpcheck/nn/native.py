@@ -188,9 +188,10 @@ class NativeLibrary:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What :func:`gnpcheck.nn.qr_kernel` builds from a layer's parameters, in one call:
         the kernel ``(out_channels, in_channels, K...)`` in ``h_tilde``'s dtype, then the two
-        buffers of :class:`KernelState`, the float64 factors (``h_q``, ``h_t``: the
-        Householder QR of ``h_tilde``, ``diag(h_t) > 0``; ``r_q``, ``r_t``: of each
-        ``r_tilde[i]``, Householder's signs) and, in ``build_dtype``, the projectors
+        buffers of :class:`KernelState`, the float64 factors (``h_q``, ``h_t``: the QR of
+        ``h_tilde`` with ``diag(h_t) > 0``; ``r_q``, ``r_t``: of each ``r_tilde[i]``, signs
+        either way: they cancel; Note [native stages] says which algorithm) and, in
+        ``build_dtype``, the projectors
         ``r_q r_q^T`` and every stage's input. ``stages`` as for :meth:`forward`; a 1-D kernel
         (every stage along axis 1) has 1-D taps.
 
@@ -732,6 +733,13 @@ def _qr_self_test(library: NativeLibrary, generator: torch.Generator) -> str | N
     return None
 
 
+def _positive(q: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A QR factorization's ``Q`` and ``T`` with the signs that make ``diag(T)`` positive
+    (the projectors' QR may take either: they cancel in ``Q Q^T`` and its gradient)."""
+    signs = torch.where(torch.diagonal(t, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(t.dtype)
+    return q * signs.unsqueeze(-2), t * signs.unsqueeze(-1)
+
+
 #: (stages, out_channels, in_channels) of the kernel's self-test on n = 5, rank 2: a 2-D and a
 #: 1-D kernel of 3 taps, fewer outputs and inputs than n.
 _SELF_TEST_KERNELS = (((0, 1), (2, 0), (1, 1), (3, 0)), 4, 3), (((0, 1), (1, 1)), 5, 2)
@@ -755,7 +763,7 @@ def _kernel_self_test(library: NativeLibrary, generator: torch.Generator) -> str
         expected = taps.permute(2, 3, 0, 1) if len(stages) == 4 else taps[0].permute(1, 2, 0)
         grad = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
         expected_grads = torch.autograd.grad(expected, (h_tilde, r_tilde), grad)
-        want = (expected, h_q, h_t, r_q, r_t, projectors, *expected_grads)
+        want = (expected, h_q, h_t, *_positive(r_q, r_t), projectors, *expected_grads)
         names = ("kernel", "H", "H's T", "R's Q", "R's T", "projector", "H gradient")
         for dtype, build_dtype in itertools.product((torch.float64, torch.float32), repeat=2):
             tolerance = max(dict(_TOLERANCES)[dtype], dict(_TOLERANCES)[build_dtype])
@@ -764,7 +772,9 @@ def _kernel_self_test(library: NativeLibrary, generator: torch.Generator) -> str
             )
             state = kernel_state(5, 2, stages, o, i)
             grads = library.kernel_backward(grad.to(dtype), factors, built, state, (True, True))
-            got = (kernel, *state.unpack(factors, built)[:5], *grads)
+            h_q_got, h_t_got, r_q_got, r_t_got, projectors_got = state.unpack(factors, built)[:5]
+            positive_r = _positive(r_q_got, r_t_got)
+            got = (kernel, h_q_got, h_t_got, *positive_r, projectors_got, *grads)
             for name, value, wanted in zip((*names, "R gradient"), got, want, strict=True):
                 assert value is not None  # both gradients were asked for
                 label = f"{name} of {len(stages)} stages from {dtype} built in {build_dtype}"

@@ -4,6 +4,7 @@ not in use when they are not."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -77,6 +78,13 @@ def native_calls(monkeypatch: pytest.MonkeyPatch, stages_library: NativeLibrary)
     for name in ROUTINES:
         monkeypatch.setattr(NativeLibrary, name, counted(name))
     return calls
+
+
+def _positive(q: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Q`` and ``T`` of a QR with the signs that make ``diag(T)`` positive: the projectors'
+    QR may take either (Householder's or Cholesky QR's), which cancel in ``Q Q^T``."""
+    signs = torch.where(torch.diagonal(t, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(t.dtype)
+    return q * signs.unsqueeze(-2), t * signs.unsqueeze(-1)
 
 
 def _scaled_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -330,7 +338,9 @@ def test_large_products_on_either_kernel_and_any_threads_equal_pytorch(
     kernel, *buffers = library.kernel(h_tilde, r_tilde, stages, o, n - 3, dtype)
     built = [kernel, *native.kernel_state(n, n // 2, stages, o, n - 3).unpack(*buffers)]
     with native.disabled():
-        want_built = _build(h_tilde, r_tilde, (2, o, n - 3), dtype)
+        want_built = list(_build(h_tilde, r_tilde, (2, o, n - 3), dtype))
+    built[3:5] = _positive(*built[3:5])
+    want_built[3:5] = _positive(*want_built[3:5])
     for got, want in zip(built, want_built, strict=True):
         assert got.shape == want.shape
         assert _scaled_error(got, want) <= 10 * TOLERANCE[got.dtype]
@@ -424,8 +434,34 @@ def test_ill_conditioned_parameters_still_get_an_exact_qr(stages_library: Native
         assert torch.equal(t, t.triu())
     assert bool((torch.diagonal(h_t) > 0).all())
     assert _scaled_error(h_q, positive_qr(h_tilde)[0]) <= 1e-12
-    assert _scaled_error(r_q, projector_qr(r_tilde)[0]) <= 1e-12
+    positive_r = _positive(*projector_qr(r_tilde))
+    assert _scaled_error(_positive(r_q, r_t)[0], positive_r[0]) <= 1e-12
     assert _scaled_error(projectors, r_q @ r_q.mT) <= 1e-15
+
+
+@pytest.mark.parametrize("condition", [1.0, 1e4, 1e7, 1e10])
+def test_the_factors_are_a_qr_to_rounding_at_any_condition(
+    products_and_threads: NativeLibrary, condition: float
+) -> None:
+    """Cholesky QR twice where it applies (the library's kernel; moderate condition numbers),
+    Householder where it does not: either way an orthonormal Q to rounding, Q T = A, T upper
+    triangular, H's with a positive diagonal."""
+    generator = torch.Generator().manual_seed(int(math.log10(condition)))
+    n = 40
+    u = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=generator))[0]
+    v = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=generator))[0]
+    h_tilde = u @ torch.diag(torch.logspace(0, -math.log10(condition), n, dtype=torch.float64))
+    h_tilde = h_tilde @ v.mT
+    r_tilde = torch.stack([h_tilde[:, : n // 2], h_tilde[:, n // 2 :]]).contiguous()
+    stages = native_stages(1, 2)
+    _, *buffers = products_and_threads.kernel(h_tilde, r_tilde, stages, n, n, torch.float64)
+    h_q, h_t, r_q, r_t = native.kernel_state(n, n // 2, stages, n, n).unpack(*buffers)[:4]
+    for q, t, a in ((h_q, h_t, h_tilde), (r_q, r_t, r_tilde)):
+        eye = torch.eye(q.shape[-1], dtype=torch.float64)
+        assert float((q.mT @ q - eye).abs().max()) <= 1e-14
+        assert _scaled_error(q @ t, a) <= 1e-15
+        assert torch.equal(t, t.triu())
+    assert bool((torch.diagonal(h_t) > 0).all())
 
 
 def test_the_qr_gradients_refuse_shapes_that_do_not_fit(stages_library: NativeLibrary) -> None:

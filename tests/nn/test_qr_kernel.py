@@ -91,11 +91,12 @@ def test_equals_the_composed_functions(
     assert fused[0].dtype == dtype
     assert fused[0].shape == (case[3], case[4], *(case[2],) * case[0])
     assert fused[0].is_contiguous()
-    assert torch.equal(fused[0], expected[0])  # the same operations in the same order
-    for got, want in zip(fused[1:], expected[1:], strict=True):
+    # equal to rounding: the native library may factor by Cholesky QR where the composed
+    # functions call Householder's (docs/layers.rst, Note [native stages])
+    tolerance = FLOAT64_KERNEL_AGREEMENT if dtype == torch.float64 else 1e-6
+    for got, want in zip(fused, expected, strict=True):
         assert got.dtype == dtype
         assert got.shape == want.shape
-        tolerance = FLOAT64_KERNEL_AGREEMENT if dtype == torch.float64 else 1e-6
         torch.testing.assert_close(got, want, rtol=0, atol=tolerance * max(1.0, _peak(want)))
 
 
