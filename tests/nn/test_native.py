@@ -415,37 +415,14 @@ def test_the_native_kernel_refuses_what_does_not_fit(stages_library: NativeLibra
         stages_library.kernel_backward(kernel, factors.float(), built, state, both)
 
 
-def test_ill_conditioned_parameters_still_get_an_exact_qr(stages_library: NativeLibrary) -> None:
-    """At a condition number of 1e10 the library's factors are still a QR to rounding
-    (orthonormal Q, Q T = A, T upper triangular), the one PyTorch computes."""
-    generator = torch.Generator().manual_seed(7)
-    u = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=generator))[0]
-    v = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=generator))[0]
-    singular_values = torch.logspace(0, -10, 6, dtype=torch.float64)
-    h_tilde = u @ torch.diag(singular_values) @ v.mT
-    r_tilde = torch.stack([h_tilde[:, :3], h_tilde[:, 3:]])
-    stages = native_stages(1, 2)
-    _, *buffers = stages_library.kernel(h_tilde, r_tilde, stages, 6, 6, torch.float64)
-    h_q, h_t, r_q, r_t, projectors = native.kernel_state(6, 3, stages, 6, 6).unpack(*buffers)[:5]
-    for q, t, a in ((h_q, h_t, h_tilde), (r_q, r_t, r_tilde)):
-        eye = torch.eye(q.shape[-1], dtype=torch.float64)
-        assert float((q.mT @ q - eye).abs().max()) <= 1e-14
-        assert _scaled_error(q @ t, a) <= 1e-15
-        assert torch.equal(t, t.triu())
-    assert bool((torch.diagonal(h_t) > 0).all())
-    assert _scaled_error(h_q, positive_qr(h_tilde)[0]) <= 1e-12
-    positive_r = _positive(*projector_qr(r_tilde))
-    assert _scaled_error(_positive(r_q, r_t)[0], positive_r[0]) <= 1e-12
-    assert _scaled_error(projectors, r_q @ r_q.mT) <= 1e-15
-
-
 @pytest.mark.parametrize("condition", [1.0, 1e4, 1e7, 1e10])
 def test_the_factors_are_a_qr_to_rounding_at_any_condition(
     products_and_threads: NativeLibrary, condition: float
 ) -> None:
-    """Cholesky QR twice where it applies (the library's kernel; moderate condition numbers),
+    """Cholesky QR where it applies (the library's kernel; moderate condition numbers),
     Householder where it does not: either way an orthonormal Q to rounding, Q T = A, T upper
-    triangular, H's with a positive diagonal."""
+    triangular, H's with a positive diagonal, the QR PyTorch computes (to the condition
+    number times rounding; the projectors' up to signs), projectors Q Q^T."""
     generator = torch.Generator().manual_seed(int(math.log10(condition)))
     n = 40
     u = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=generator))[0]
@@ -455,13 +432,18 @@ def test_the_factors_are_a_qr_to_rounding_at_any_condition(
     r_tilde = torch.stack([h_tilde[:, : n // 2], h_tilde[:, n // 2 :]]).contiguous()
     stages = native_stages(1, 2)
     _, *buffers = products_and_threads.kernel(h_tilde, r_tilde, stages, n, n, torch.float64)
-    h_q, h_t, r_q, r_t = native.kernel_state(n, n // 2, stages, n, n).unpack(*buffers)[:4]
+    state = native.kernel_state(n, n // 2, stages, n, n)
+    h_q, h_t, r_q, r_t, projectors = state.unpack(*buffers)[:5]
     for q, t, a in ((h_q, h_t, h_tilde), (r_q, r_t, r_tilde)):
         eye = torch.eye(q.shape[-1], dtype=torch.float64)
         assert float((q.mT @ q - eye).abs().max()) <= 1e-14
         assert _scaled_error(q @ t, a) <= 1e-15
         assert torch.equal(t, t.triu())
     assert bool((torch.diagonal(h_t) > 0).all())
+    assert _scaled_error(h_q, positive_qr(h_tilde)[0]) <= 1e-13 * condition
+    positive_r = _positive(*projector_qr(r_tilde))[0]
+    assert _scaled_error(_positive(r_q, r_t)[0], positive_r) <= 1e-13 * condition
+    assert _scaled_error(projectors, r_q @ r_q.mT) <= 1e-15
 
 
 def test_the_qr_gradients_refuse_shapes_that_do_not_fit(stages_library: NativeLibrary) -> None:
