@@ -440,6 +440,23 @@ static int64_t qr(const void *a, int single, int64_t n, int64_t k, int positive,
     return 0;
 }
 
+/* p (n x n) = q q^T for q (n x m), exactly symmetric: on this file's kernel as the Gram
+ * matrix of q^T (copied into scratch, m n doubles), the upper triangle then mirrored; else
+ * by the BLAS. */
+static void projector(int64_t n, int64_t m, const double *q, double *p, double *scratch) {
+    if (!own_products) {
+        gemm_f64(0, 1, n, n, m, 1, q, m, q, m, 0, p, n, 1);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t c = 0; c < m; c++) scratch[c * n + i] = q[i * m + c];
+    }
+    gram(m, n, scratch, p);
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t c = 0; c < i; c++) p[i * n + c] = p[c * n + i];
+    }
+}
+
 typedef struct {
     const void *h_tilde, *r_tilde;
     int single, build_single;
@@ -469,7 +486,7 @@ static void factors_body(void *data, int64_t thread, int64_t threads) {
             info = qr(source, j->single, n, m, 0, qb, j->r_t + b * m * m, work, j->lwork);
             if (info == 0) {
                 double *target = j->build_single ? work : (double *)j->projectors + b * n * n;
-                gemm_f64(0, 1, n, n, m, 1, qb, m, qb, m, 0, target, n, 1);
+                projector(n, m, qb, target, work + n * n);
                 float *out = (float *)j->projectors + b * n * n;
                 for (int64_t i = 0; j->build_single && i < n * n; i++) out[i] = (float)work[i];
             }
@@ -526,7 +543,7 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
         }                                                                                          \
         memcpy(out, grad, sizeof(T) * (size_t)(n * k));                                            \
         gemm_##SUFFIX(0, 0, n, k, k, 1, q, k, c, k, 1, out, k, threads);                           \
-        solve_by_transpose_##SUFFIX(n, k, t, out, threads);                                                 \
+        solve_by_transpose_##SUFFIX(n, k, t, out, threads);                                        \
     }                                                                                              \
                                                                                                    \
     /* Abar = (I - Q Q^T) (Pbar + Pbar^T) Q T^{-T}; work: n n + k k */                             \
@@ -539,7 +556,7 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
         gemm_##SUFFIX(0, 0, n, k, n, 1, sym, n, q, k, 0, out, k, threads);                         \
         gemm_##SUFFIX(1, 0, k, k, n, 1, q, k, out, k, 0, small, k, threads);                       \
         gemm_##SUFFIX(0, 0, n, k, k, -1, q, k, small, k, 1, out, k, threads);                      \
-        solve_by_transpose_##SUFFIX(n, k, t, out, threads);                                                 \
+        solve_by_transpose_##SUFFIX(n, k, t, out, threads);                                        \
     }                                                                                              \
                                                                                                    \
     typedef struct {                                                                               \
@@ -689,6 +706,35 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
                                  grad_projectors, work + taps * o * n, threads);                   \
     }                                                                                              \
                                                                                                    \
+    typedef struct {                                                                               \
+        T *taps;                                                                                   \
+        void *kernel;                                                                              \
+        int single;                                                                                \
+        int64_t o, n, in_channels, count, to_kernel;                                               \
+    } layout_job_##SUFFIX;                                                                         \
+                                                                                                   \
+    /* the team's share of the output channels: taps first (count, o, n) to PyTorch's layout       \
+       (o, in_channels, count), float32 when `single`, or back (to_kernel = 0), the inputs         \
+       past in_channels zero */                                                                    \
+    static void layout_body_##SUFFIX(void *data, int64_t thread, int64_t threads) {                \
+        const layout_job_##SUFFIX *j = data;                                                       \
+        const int64_t n = j->n, in = j->in_channels, count = j->count;                             \
+        const int64_t last = share(j->o, thread + 1, threads);                                     \
+        for (int64_t oo = share(j->o, thread, threads); oo < last; oo++) {                         \
+            for (int64_t tap = 0; tap < count; tap++) {                                            \
+                T *row = j->taps + (tap * j->o + oo) * n;                                          \
+                for (int64_t i = 0; i < in; i++) {                                                 \
+                    const int64_t at = (oo * in + i) * count + tap;                                \
+                    if (j->to_kernel && j->single) ((float *)j->kernel)[at] = (float)row[i];       \
+                    else if (j->to_kernel) ((double *)j->kernel)[at] = (double)row[i];             \
+                    else if (j->single) row[i] = (T)((const float *)j->kernel)[at];                \
+                    else row[i] = (T)((const double *)j->kernel)[at];                              \
+                }                                                                                  \
+                for (int64_t i = in; !j->to_kernel && i < n; i++) row[i] = 0;                      \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
     /* The kernel from a layer's parameters: the factors (bcop_factors), h = the first o rows      \
        of H in T (into inputs[0]), the stages (stage s < stages - 1 into inputs[s + 1]), then      \
        the kernel in PyTorch's layout (o, in_channels, a, b), a = 1 in 1-D, written in float32     \
@@ -711,16 +757,8 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
         T *taps = work, *scratch = taps + a * b * o * n;                                           \
         gnp_stages_forward_##SUFFIX(inputs[0], projectors, stages, index, axis, o, n, inputs + 1,  \
                                     taps, scratch, threads);                                       \
-        for (int64_t oo = 0; oo < o; oo++) {                                                       \
-            for (int64_t i = 0; i < in_channels; i++) {                                            \
-                const int64_t at = (oo * in_channels + i) * a * b;                                 \
-                for (int64_t tap = 0; tap < a * b; tap++) {                                        \
-                    const T value = taps[(tap * o + oo) * n + i];                                  \
-                    if (kernel_single) ((float *)kernel)[at + tap] = (float)value;                 \
-                    else ((double *)kernel)[at + tap] = (double)value;                             \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+        layout_job_##SUFFIX job = {taps, kernel, kernel_single, o, n, in_channels, a * b, 1};      \
+        in_parallel(layout_body_##SUFFIX, &job, a * b * o * n >= (1 << 16) ? threads : 1);         \
         return 0;                                                                                  \
     }                                                                                              \
                                                                                                    \
@@ -770,17 +808,9 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
         const int64_t taps = a * b;                                                                \
         T *g = work, *grad_h = g + taps * o * n, *grad_p = grad_h + n * n;                         \
         T *factors = grad_p + count * n * n, *stage_work = factors;                                \
-        for (int64_t tap = 0; tap < taps; tap++) {                                                 \
-            for (int64_t oo = 0; oo < o; oo++) {                                                   \
-                T *row = g + (tap * o + oo) * n;                                                   \
-                for (int64_t i = 0; i < in_channels; i++) {                                        \
-                    const int64_t at = (oo * in_channels + i) * taps + tap;                        \
-                    row[i] = kernel_single ? (T)((const float *)grad_kernel)[at]                   \
-                                           : (T)((const double *)grad_kernel)[at];                 \
-                }                                                                                  \
-                for (int64_t i = in_channels; i < n; i++) row[i] = 0;                              \
-            }                                                                                      \
-        }                                                                                          \
+        layout_job_##SUFFIX layout = {g, (void *)grad_kernel, kernel_single, o, n, in_channels,    \
+                                      taps, 0};                                                    \
+        in_parallel(layout_body_##SUFFIX, &layout, taps * o * n >= (1 << 16) ? threads : 1);       \
         stages_backward_##SUFFIX(projectors, stages, index, axis, o, n, inputs, g, grad_h,         \
                                  grad_p, stage_work, threads);                                     \
         for (int64_t i = o * n; i < n * n; i++) grad_h[i] = 0;                                     \
@@ -825,8 +855,8 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
             for (int64_t r = 0; r < rows; r++) {                                                   \
                 int64_t row = r - j->top; /* at most one side away: wrapped once */                \
                 row = row < 0 ? row + height : row >= height ? row - height : row;                 \
-                const T *restrict source = x + row * width;                                              \
-                T *restrict target = out + r * columns;                                                  \
+                const T *restrict source = x + row * width;                                        \
+                T *restrict target = out + r * columns;                                            \
                 for (int64_t c = 0; c < left; c++) target[c] = source[width - left + c];           \
                 for (int64_t c = 0; c < width; c++) target[left + c] = source[c];                  \
                 for (int64_t c = 0; c < right; c++) target[left + width + c] = source[c];          \
@@ -843,7 +873,7 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
         const pad_job_##SUFFIX job = {x, out, planes, height, width, top, bottom, left, right};    \
         const int64_t size = planes * (height + top + bottom) * (width + left + right);            \
         in_parallel(pad_body_##SUFFIX, (void *)&job, size >= (1 << 16) ? threads : 1);             \
-    }
+    }                                                                                              \
 
 DEFINE_ROUTINES(float, f32)
 DEFINE_ROUTINES(double, f64)
