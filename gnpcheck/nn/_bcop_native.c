@@ -1,6 +1,6 @@
-/* The BCOP kernel's factors (the float64 QR factorizations and the projectors), its
- * block-convolution stages and their backward, and the backward of the QR factorizations,
- * each in one native call (docs/layers.rst, Note [native stages]).
+/* The BCOP kernel's build from a layer's parameters and its backward, each in one native
+ * call; the block-convolution stages, the QR gradients and circular padding alone (docs/
+ * layers.rst, Note [native stages]).
  *
  * Layout: a kernel with taps (A, B) is taps first, (A, B, o, n) row-major; a 1-D kernel has
  * A = 1. A stage along axis 0 (A -> A + 1) or 1 (B -> B + 1) with projector P computes
@@ -11,11 +11,17 @@
  * gradients are those of gnpcheck.nn.orthogonalize: for A = Q T (Q n x k, T k x k upper),
  *     orthonormal:  Abar = [Qbar + Q (tril(B - B^T, -1) - B)] T^{-T},  B = Q^T Qbar,
  *     projector:    Abar = (I - Q Q^T) (Pbar + Pbar^T) Q T^{-T}.
- * The factors are those of gnpcheck.nn.qr_kernel: Householder QR (LAPACK's geqrf and orgqr,
- * as torch.linalg.qr) in float64, H's signs fixed so that diag(T) > 0, P = Q Q^T.
- * Products, triangular solves and factorizations are done by the BLAS and LAPACK PyTorch
- * uses: the caller hands over its routines (gnp_set_blas). Integer arguments reach them as
- * pointers to 64-bit integers, which an LP64 library reads as their low 32 bits on a
+ * The factors are those of gnpcheck.nn.qr_kernel: the float64 QR of each parameter matrix,
+ * H's with diag(T) > 0, and P = Q Q^T.
+ *
+ * Arithmetic: where the processor has AVX-512F (gnp_own_products), products run on this
+ * file's kernel (12 x 32 float32 or 12 x 16 float64 tiles of C held in registers, A
+ * broadcast, B loaded by rows, masked at the edges, the depth summed in blocks of 128),
+ * triangular solves on a blocked solve over it, and the QR is Cholesky QR (Householder where
+ * that fails); elsewhere, and for what the kernel does not do, the BLAS and LAPACK PyTorch
+ * uses, whose routines the caller hands over (gnp_set_blas): the BLAS PyTorch ships may
+ * choose code for another processor than the one it runs on. Integer arguments reach them
+ * as pointers to 64-bit integers, which an LP64 library reads as their low 32 bits on a
  * little-endian machine and an ILP64 one whole (an integer it writes back, LAPACK's info,
  * starts at 0, so its low half alone tells success).
  *
@@ -23,13 +29,9 @@
  * omp_get_num_threads (gnp_set_threads; those of PyTorch's own runtime), so that the work is
  * shared by the team PyTorch's operations use, not by a second pool competing for the same
  * cores. Independent items (the QR factorizations, a batch of QR gradients) are spread over
- * the team, each calling the BLAS alone (an OpenMP BLAS runs on one thread inside a parallel
- * region); float32 products have their rows of tiles spread over it.
- *
- * Float32 products (gemm_f32 with op(B) = B) run on a kernel of this file where the processor
- * has AVX-512F (12 x 32 tiles of C held in registers, A broadcast, B loaded by rows, masked at
- * the edges), else on the BLAS: the BLAS PyTorch ships may choose code for another processor
- * than the one it runs on (gnp_own_products). */
+ * the team, each computed whole by one thread (an OpenMP BLAS runs on one thread inside a
+ * parallel region); products have their rows of tiles spread over it, copies their planes or
+ * output channels. No result depends on the number of threads. */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,7 +63,7 @@ static parallel_fn omp_parallel = 0;
 static team_fn omp_thread_num = 0, omp_num_threads = 0;
 static int own_products = 0;
 
-int gnp_abi_version(void) { return 6; }
+int gnp_abi_version(void) { return 7; }
 
 void gnp_set_blas(void *sgemm_address, void *dgemm_address, void *strsm_address,
                   void *dtrsm_address, void *dgeqrf_address, void *dorgqr_address) {

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: The ``gnp_abi_version()`` this module calls; a library built from another source is not used.
-ABI_VERSION = 6
+ABI_VERSION = 7
 #: Set to ``0`` to run the PyTorch operations even where the library is built.
 DISABLE_VARIABLE = "GNPCHECK_NATIVE"
 
@@ -188,12 +188,11 @@ class NativeLibrary:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What :func:`gnpcheck.nn.qr_kernel` builds from a layer's parameters, in one call:
         the kernel ``(out_channels, in_channels, K...)`` in ``h_tilde``'s dtype, then the two
-        buffers of :class:`KernelState`, the float64 factors (``h_q``, ``h_t``: the QR of
-        ``h_tilde`` with ``diag(h_t) > 0``; ``r_q``, ``r_t``: of each ``r_tilde[i]``, signs
+        buffers of :class:`KernelState`: the float64 factors (``h_q``, ``h_t``, the QR of
+        ``h_tilde`` with ``diag(h_t) > 0``; ``r_q``, ``r_t``, of each ``r_tilde[i]``, signs
         either way: they cancel; Note [native stages] says which algorithm) and, in
-        ``build_dtype``, the projectors
-        ``r_q r_q^T`` and every stage's input. ``stages`` as for :meth:`forward`; a 1-D kernel
-        (every stage along axis 1) has 1-D taps.
+        ``build_dtype``, the projectors ``r_q r_q^T`` and every stage's input. ``stages`` as
+        for :meth:`forward`; a 1-D kernel (every stage along axis 1) has 1-D taps.
 
         Raises:
             InvalidArgumentError: tensors the library cannot read safely, shapes that do not
