@@ -84,8 +84,9 @@ void gnp_set_threads(void *parallel_address, void *thread_num_address,
     omp_num_threads = all ? (team_fn)num_threads_address : 0;
 }
 
-/* Whether float32 products run on this file's kernel: asked for (enable != 0) and the
- * processor and operating system support AVX-512F. Returns the setting now in force. */
+/* Whether products, triangular solves and the QR run on this file's kernel (Cholesky QR):
+ * asked for (enable != 0) and the processor and operating system support AVX-512F. Returns
+ * the setting now in force. */
 int gnp_own_products(int enable) {
 #ifdef GNP_HAVE_AVX512_KERNEL
     __builtin_cpu_init();
@@ -206,9 +207,10 @@ DEFINE_PRODUCT_JOB(double, f64)
                 const int64_t row = t * TILE_ROWS;                                                 \
                 if (j->upper && column + columns <= row) continue;                                 \
                 const int64_t rows = j->m - row < TILE_ROWS ? j->m - row : TILE_ROWS;              \
-                /* the depth in blocks of DEPTH_BLOCK, each summed in registers, then added        \
-                   to C: the BLAS's order of summation, and its rounding, at any depth */          \
-                for (int64_t depth = 0; depth < j->k; depth += DEPTH_BLOCK) {                      \
+                /* the depth in blocks of DEPTH_BLOCK, each summed in registers, then added to C   \
+                   (the BLAS's order of summation, and its rounding, at any depth); a depth of     \
+                   0 still writes C (alpha times nothing, plus C when accumulating) */             \
+                for (int64_t depth = 0; depth == 0 || depth < j->k; depth += DEPTH_BLOCK) {        \
                     const int64_t part = j->k - depth < DEPTH_BLOCK ? j->k - depth : DEPTH_BLOCK;  \
                     tile_##SUFFIX(rows, columns, part, j->a + row * j->a_row + depth * j->a_depth, \
                                   j->a_row, j->a_depth, j->b + depth * j->ldb + column, j->ldb,    \

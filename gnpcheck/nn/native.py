@@ -171,9 +171,11 @@ class NativeLibrary:
             function.restype = None
 
     def use_own_products(self, enable: bool) -> bool:
-        """Run float32 products on the library's AVX-512 kernel (``True``, the default where
-        the processor has AVX-512F) or on PyTorch's BLAS; returns the setting now in force
-        (``False`` where the kernel cannot run), also kept in :attr:`own_products`."""
+        """Run the library's products (float32 and float64), triangular solves and QR
+        (Cholesky QR, Householder where it fails) on its own AVX-512 code (``True``, the
+        default where the processor has AVX-512F), or on PyTorch's BLAS and LAPACK
+        (Householder QR; ``False``); returns the setting now in force (``False`` where the
+        kernel cannot run), also kept in :attr:`own_products`."""
         self.own_products = bool(self._own_products(int(enable)))
         return self.own_products
 
@@ -844,10 +846,10 @@ def _load() -> tuple[NativeLibrary | None, str]:
         raise _SelfTestInterruptedError(message) from error
     if failure is not None:
         return None, f"{path} failed its self-test: {failure}"
-    products = "its AVX-512 kernel" if library.own_products else "PyTorch's BLAS"
+    products = "its AVX-512 kernel" if library.own_products else "PyTorch's BLAS and LAPACK"
     threads = "PyTorch's OpenMP team" if library.threaded else "one thread"
     return library, (
-        f"loaded from {path}, self-test passed (float32 products on {products}, work shared "
+        f"loaded from {path}, self-test passed (products and QR on {products}, work shared "
         f"by {threads})"
     )
 

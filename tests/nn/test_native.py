@@ -297,8 +297,8 @@ def test_native_qr_gradients_equal_the_pytorch_operations(
 def products_and_threads(
     request: pytest.FixtureRequest, stages_library: NativeLibrary
 ) -> Iterator[NativeLibrary]:
-    """The library with float32 products on its AVX-512 kernel or on the BLAS, and one or two
-    threads (restored afterwards)."""
+    """The library with its products, solves and QR on its AVX-512 kernel or on the BLAS and
+    LAPACK, and one or two threads (both restored afterwards)."""
     own, threads = request.param
     if own and not stages_library.use_own_products(True):
         pytest.skip("this processor has no AVX-512F: the library's kernel is not in use")
