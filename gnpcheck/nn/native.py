@@ -255,11 +255,10 @@ class NativeLibrary:
             InvalidArgumentError: tensors the library cannot read safely, or shapes that do
                 not fit.
         """
-        _check_readable([grad])
-        _check_readable([factors])
-        _check_readable([built])
+        for tensor in (grad, factors, built):  # each of its own dtype
+            _check_readable([tensor])
         if (
-            tuple(grad.shape) != state.kernel_shape
+            grad.shape != state.kernel_shape
             or factors.dtype != torch.float64
             or factors.numel() != state.factors_size
             or built.numel() != state.built_size
@@ -551,7 +550,7 @@ def _stage_arrays(stages: tuple[tuple[int, int], ...]) -> tuple[ctypes.Array[_IN
     return (_INT * count)(*(i for i, _ in stages)), (_INT * count)(*(a for _, a in stages))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one per layout (kernel_state caches): hashed by identity
 class KernelState:
     """Where :meth:`NativeLibrary.kernel` keeps what its backward needs, in two buffers: the
     float64 factors ``h_q (n, n), h_t (n, n), r_q (count, n, m), r_t (count, m, m)``, then,
