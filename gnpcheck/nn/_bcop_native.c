@@ -120,7 +120,8 @@ static void in_parallel(body_fn body, void *data, int64_t threads) {
     }
 }
 
-/* [begin, end) of `count` items for `thread` of `threads`: contiguous, sizes differing by one */
+/* The first of `count` items that `thread` of `threads` takes (it stops at the next thread's
+ * first): contiguous shares, their sizes differing by one at most. */
 static int64_t share(int64_t count, int64_t thread, int64_t threads) {
     return count * thread / threads;
 }
