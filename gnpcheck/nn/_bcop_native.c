@@ -406,6 +406,11 @@ static int cholesky_qr2(int64_t n, int64_t k, double *q, double *t, double *work
     return 1;
 }
 
+/* Element i of a float32 (single != 0) or float64 array, in float64. */
+static double entry(const void *a, int single, int64_t i) {
+    return single ? (double)((const float *)a)[i] : ((const double *)a)[i];
+}
+
 /* Thin QR, in float64, of a row-major n x k matrix (n >= k >= 1) given in float32 (single !=
  * 0) or float64: q (n, k) and upper triangular t (k, k), row-major. By cholesky_qr2 where it
  * runs and succeeds (t's diagonal positive), else by LAPACK's Householder QR (geqrf, orgqr;
@@ -414,15 +419,12 @@ static int cholesky_qr2(int64_t n, int64_t k, double *q, double *t, double *work
  * gradients. work: 2 n k + k + lwork doubles (lwork >= k). Returns 0, or LAPACK's info. */
 static int64_t qr(const void *a, int single, int64_t n, int64_t k, int positive, double *q,
                   double *t, double *work, int64_t lwork) {
-    for (int64_t i = 0; i < n * k; i++) {
-        q[i] = single ? (double)((const float *)a)[i] : ((const double *)a)[i];
-    }
+    for (int64_t i = 0; i < n * k; i++) q[i] = entry(a, single, i);
     if (own_products && cholesky_qr2(n, k, q, t, work)) return 0;
     double *column_major = work, *tau = work + n * k, *scratch = tau + k;
     for (int64_t i = 0; i < n; i++) {
         for (int64_t j = 0; j < k; j++) {
-            column_major[j * n + i] = single ? (double)((const float *)a)[i * k + j]
-                                             : ((const double *)a)[i * k + j];
+            column_major[j * n + i] = entry(a, single, i * k + j);
         }
     }
     int64_t info = 0;
@@ -502,7 +504,7 @@ static void factors_body(void *data, int64_t thread, int64_t threads) {
 
 /* The kernel's factors from a layer's parameters (float32 when single != 0, else float64):
  * h_q, h_t (n x n) of h_tilde with diag(h_t) > 0; r_q (count, n, m), r_t (count, m, m) of
- * r_tilde (Householder's signs, which cancel in the projectors); the projectors r_q r_q^T
+ * r_tilde (qr's signs, which cancel in the projectors); the projectors r_q r_q^T
  * (count, n, n), products in float64, written in float32 when build_single != 0.
  * work: `threads` slots of 2 n n + n + lwork doubles (lwork >= n). Returns 0, or LAPACK's info
  * (of one factorization that failed). */
@@ -532,6 +534,16 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
     const int64_t backward = (taps + n * n + count * n * n + (qr > stages ? qr : stages)) * element;
     const int64_t most = factors > forward ? factors : forward;
     return most > backward ? most : backward;
+}
+
+/* The grid of taps (a, b) that `stages` stages along `axis` (0: a grows, 1: b grows) build
+ * from one tap. */
+static void grid_of(int64_t stages, const int64_t *axis, int64_t *a, int64_t *b) {
+    *a = 1;
+    *b = 1;
+    for (int64_t s = 0; s < stages; s++) {
+        if (axis[s] == 0) ++*a; else ++*b;
+    }
 }
 
 #define DEFINE_ROUTINES(T, SUFFIX)                                                                 \
@@ -657,10 +669,8 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
                                          int64_t n, const T *const *inputs, T *g, T *grad_h,       \
                                          T *grad_projectors, T *work, int64_t threads) {           \
         const int64_t size = o * n;                                                                \
-        int64_t a = 1, b = 1;                                                                      \
-        for (int64_t s = 0; s < stages; s++) {                                                     \
-            if (axis[s] == 0) a++; else b++;                                                       \
-        }                                                                                          \
+        int64_t a, b;                                                                              \
+        grid_of(stages, axis, &a, &b);                                                             \
         T *delta = work, *transposed = delta + a * b * size;                                       \
         for (int64_t s = stages - 1; s >= 0; s--) {                                                \
             const int64_t cols = b;                                                                \
@@ -702,10 +712,9 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
                                       int64_t n, const T *const *inputs, const T *grad,            \
                                       T *grad_h, T *grad_projectors, T *work,                      \
                                       int64_t threads) {                                           \
-        int64_t taps = 1;                                                                          \
-        for (int64_t s = 0, a = 1, b = 1; s < stages; s++, taps = a * b) {                         \
-            if (axis[s] == 0) a++; else b++;                                                       \
-        }                                                                                          \
+        int64_t a, b;                                                                              \
+        grid_of(stages, axis, &a, &b);                                                             \
+        const int64_t taps = a * b;                                                                \
         memcpy(work, grad, sizeof(T) * (size_t)(taps * o * n));                                    \
         stages_backward_##SUFFIX(projectors, stages, index, axis, o, n, inputs, work, grad_h,      \
                                  grad_projectors, work + taps * o * n, threads);                   \
@@ -755,10 +764,8 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
                                           projectors, work, lwork, threads);                       \
         if (info != 0) return info;                                                                \
         for (int64_t i = 0; i < o * n; i++) inputs[0][i] = (T)h_q[i];                              \
-        int64_t a = 1, b = 1;                                                                      \
-        for (int64_t s = 0; s < stages; s++) {                                                     \
-            if (axis[s] == 0) a++; else b++;                                                       \
-        }                                                                                          \
+        int64_t a, b;                                                                              \
+        grid_of(stages, axis, &a, &b);                                                             \
         T *taps = work, *scratch = taps + a * b * o * n;                                           \
         gnp_stages_forward_##SUFFIX(inputs[0], projectors, stages, index, axis, o, n, inputs + 1,  \
                                     taps, scratch, threads);                                       \
@@ -806,10 +813,8 @@ int64_t gnp_kernel_work(int64_t element, int64_t n, int64_t m, int64_t count, in
         const T *projectors, const T *const *inputs, void *grad_h_tilde, void *grad_r_tilde,       \
         int param_single, void *work, int64_t threads) {                                           \
         const int64_t stages = count; /* a projector per stage */                                  \
-        int64_t a = 1, b = 1;                                                                      \
-        for (int64_t s = 0; s < stages; s++) {                                                     \
-            if (axis[s] == 0) a++; else b++;                                                       \
-        }                                                                                          \
+        int64_t a, b;                                                                              \
+        grid_of(stages, axis, &a, &b);                                                             \
         const int64_t taps = a * b;                                                                \
         T *g = work, *grad_h = g + taps * o * n, *grad_p = grad_h + n * n;                         \
         T *factors = grad_p + count * n * n, *stage_work = factors;                                \

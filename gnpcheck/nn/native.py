@@ -1,19 +1,19 @@
-"""The BCOP kernel's stages and QR gradients as native calls (docs/layers.rst, Note [native
-stages]).
+"""The BCOP kernel's build and its backward, the stages, the QR gradients and circular
+padding as native calls (docs/layers.rst, Note [native stages]).
 
-:func:`gnpcheck.nn.kernel.stages_forward`, :func:`~gnpcheck.nn.kernel.stages_backward` and
-the QR gradients of :mod:`gnpcheck.nn.orthogonalize` are some 60 small PyTorch operations.
-Right after a convolution each of them runs its code cold (the convolution evicts the
-last-level cache), and at a layer's usual widths their Python and dispatch cost more than
-their arithmetic. The C library built from ``_bcop_native.c`` at install time runs the same
-operations in the same order, with the products and triangular solves done by the
-``sgemm_``, ``dgemm_``, ``strsm_`` and ``dtrsm_`` that PyTorch's own CPU library exports: one
-call per routine.
+A QR layer's kernel build, from its parameters to PyTorch's layout, is some 70 small PyTorch
+operations forward and backward. Right after a convolution each of them runs its code cold
+(the convolution evicts the caches), and at a layer's usual widths their Python and
+dispatch cost more than their arithmetic. The C library built from ``_bcop_native.c`` at
+install time computes the same formulas in one call each way (:meth:`NativeLibrary.kernel`,
+:meth:`NativeLibrary.kernel_backward`), with its own AVX-512 products, triangular solves
+and Cholesky QR where the processor has AVX-512F and the BLAS and LAPACK that PyTorch's own
+CPU library exports elsewhere, its work shared by PyTorch's OpenMP threads.
 
 The library is optional: without a C compiler at install time, with ``GNPCHECK_NATIVE=0`` in
 the environment, or inside :func:`disabled`, the PyTorch operations run instead, with the
-same results. :func:`usable` decides per call; :func:`library` returns the loaded library or
-``None``; :func:`status` says which, and why.
+same results to rounding. :func:`usable` decides per call; :func:`library` returns the
+loaded library or ``None``; :func:`status` says which, and why.
 """
 
 from __future__ import annotations
@@ -478,13 +478,16 @@ class NativeLibrary:
         return out
 
 
+def _readable_tensor(tensor: torch.Tensor) -> bool:
+    """Whether the library can read ``tensor``'s memory as it does: a contiguous CPU tensor,
+    float32 or float64."""
+    return tensor.dtype in _DTYPES and tensor.is_cpu and tensor.is_contiguous()
+
+
 def _readable(tensors: Sequence[torch.Tensor]) -> bool:
-    """Whether the library can read ``tensors``' memory as it does: contiguous CPU tensors of
-    one dtype, float32 or float64."""
+    """:func:`_readable_tensor` for each of ``tensors``, all of one dtype."""
     dtype = tensors[0].dtype
-    return dtype in _DTYPES and all(
-        t.is_cpu and t.dtype == dtype and t.is_contiguous() for t in tensors
-    )
+    return all(t.dtype == dtype and _readable_tensor(t) for t in tensors)
 
 
 def _check_readable(tensors: Sequence[torch.Tensor]) -> None:
@@ -907,10 +910,8 @@ def usable(*tensors: torch.Tensor) -> NativeLibrary | None:
     for tensor in tensors:  # one pass, the cheapest tests first (this runs on every build)
         if (
             type(tensor) not in _PLAIN  # no subclass's semantics
-            or tensor.dtype not in _DTYPES
-            or not tensor.is_cpu
             or (recording and tensor.requires_grad)
-            or not tensor.is_contiguous()
+            or not _readable_tensor(tensor)
             or tensor.is_conj()
             or tensor.is_neg()
         ):
