@@ -126,6 +126,32 @@ static int64_t share(int64_t count, int64_t thread, int64_t threads) {
     return count * thread / threads;
 }
 
+/* item(data, i, thread) for each i in [first, last], taken in turn by the team's threads
+ * (the costliest first, where the caller orders them so): each item computed whole by one
+ * thread, whichever it is. */
+typedef void (*item_fn)(void *, int64_t, int64_t);
+typedef struct {
+    item_fn item;
+    void *data;
+    int64_t last;
+    atomic_int_fast64_t next;
+} items_job;
+
+static void items_body(void *data, int64_t thread, int64_t threads) {
+    items_job *j = data;
+    (void)threads;
+    for (int64_t i = atomic_fetch_add(&j->next, 1); i <= j->last;
+         i = atomic_fetch_add(&j->next, 1)) {
+        j->item(j->data, i, thread);
+    }
+}
+
+static void each_item(item_fn item, void *data, int64_t first, int64_t last, int64_t threads) {
+    items_job job = {.item = item, .data = data, .last = last};
+    atomic_init(&job.next, first);
+    in_parallel(items_body, &job, threads);
+}
+
 /* Row-major C (m x n) = alpha op(A) B (+ C when accumulate): op(A) = A (m x k, row stride
  * lda) or A^T (A k x m); B (k x n, row stride ldb). */
 #define DEFINE_PRODUCT_JOB(T, SUFFIX)                                                              \
@@ -236,8 +262,10 @@ DEFINE_TILE(double, f64, __m512d, pd, 8, __mmask8)
                                  T beta, T *c, int64_t ldc, int64_t threads) {                     \
         if (!own_products || trans_b || (beta != 0 && beta != 1)) return 0;                        \
         const product_job_##SUFFIX job = {                                                         \
-            m, n, k, trans_a ? 1 : lda, trans_a ? lda : 1, ldb, ldc, a, b, c, alpha, beta == 1, 0};   \
-        in_parallel(product_body_##SUFFIX, (void *)&job, 2 * m * n * k >= (1 << 21) ? threads : 1); \
+            m, n, k, trans_a ? 1 : lda, trans_a ? lda : 1, ldb, ldc, a, b, c, alpha,               \
+            beta == 1, 0};                                                                         \
+        const int64_t team = 2 * m * n * k >= (1 << 21) ? threads : 1;                             \
+        in_parallel(product_body_##SUFFIX, (void *)&job, team);                                    \
         return 1;                                                                                  \
     }
 #else
@@ -467,58 +495,53 @@ static void projector(int64_t n, int64_t m, const double *q, double *p, double *
 typedef struct {
     const void *h_tilde, *r_tilde;
     int single, build_single;
-    int64_t n, count, m, lwork, slot;
+    int64_t n, m, lwork, slot;
     double *h_q, *h_t, *r_q, *r_t, *work;
     void *projectors;
-    atomic_int_fast64_t next, info;
+    atomic_int_fast64_t info;
 } factors_job;
 
-/* Items taken in turn by the team's threads (H first, the costliest): item 0 is H's QR, item
- * b + 1 the QR of r_tilde[b] and its projector; one work slot per thread. */
-static void factors_body(void *data, int64_t thread, int64_t threads) {
+/* Item 0 is H's QR, item b + 1 the QR of r_tilde[b] and its projector; one work slot per
+ * thread. */
+static void factor_item(void *data, int64_t item, int64_t thread) {
     factors_job *j = data;
     const int64_t n = j->n, m = j->m;
-    const size_t element = j->single ? sizeof(float) : sizeof(double);
     double *work = j->work + thread * j->slot;
-    (void)threads;
-    for (int64_t item = atomic_fetch_add(&j->next, 1); item <= j->count;
-         item = atomic_fetch_add(&j->next, 1)) {
-        int64_t info;
-        if (item == 0) {
-            info = qr(j->h_tilde, j->single, n, n, 1, j->h_q, j->h_t, work, j->lwork);
-        } else {
-            const int64_t b = item - 1;
-            const void *source = (const char *)j->r_tilde + (size_t)(b * n * m) * element;
-            double *qb = j->r_q + b * n * m;
-            info = qr(source, j->single, n, m, 0, qb, j->r_t + b * m * m, work, j->lwork);
-            if (info == 0) {
-                double *target = j->build_single ? work : (double *)j->projectors + b * n * n;
-                projector(n, m, qb, target, work + n * n);
-                float *out = (float *)j->projectors + b * n * n;
-                for (int64_t i = 0; j->build_single && i < n * n; i++) out[i] = (float)work[i];
-            }
+    int64_t info;
+    if (item == 0) {
+        info = qr(j->h_tilde, j->single, n, n, 1, j->h_q, j->h_t, work, j->lwork);
+    } else {
+        const int64_t b = item - 1;
+        const size_t element = j->single ? sizeof(float) : sizeof(double);
+        const void *source = (const char *)j->r_tilde + (size_t)(b * n * m) * element;
+        double *qb = j->r_q + b * n * m;
+        info = qr(source, j->single, n, m, 0, qb, j->r_t + b * m * m, work, j->lwork);
+        if (info == 0) {
+            double *target = j->build_single ? work : (double *)j->projectors + b * n * n;
+            projector(n, m, qb, target, work + n * n);
+            float *out = (float *)j->projectors + b * n * n;
+            for (int64_t i = 0; j->build_single && i < n * n; i++) out[i] = (float)work[i];
         }
-        if (info != 0) atomic_store(&j->info, info);
     }
+    if (info != 0) atomic_store(&j->info, info);
 }
 
 /* The kernel's factors from a layer's parameters (float32 when single != 0, else float64):
  * h_q, h_t (n x n) of h_tilde with diag(h_t) > 0; r_q (count, n, m), r_t (count, m, m) of
  * r_tilde (qr's signs, which cancel in the projectors); the projectors r_q r_q^T
- * (count, n, n), products in float64, written in float32 when build_single != 0.
- * work: `threads` slots of 2 n n + n + lwork doubles (lwork >= n). Returns 0, or LAPACK's info
- * (of one factorization that failed). */
+ * (count, n, n), products in float64, written in float32 when build_single != 0; H first,
+ * the costliest. work: `threads` slots of 2 n n + n + lwork doubles (lwork >= n). Returns 0,
+ * or LAPACK's info (of one factorization that failed). */
 static int64_t bcop_factors(const void *h_tilde, const void *r_tilde, int single, int64_t n,
                             int64_t count, int64_t m, int build_single, double *h_q,
                             double *h_t, double *r_q, double *r_t, void *projectors,
                             void *work, int64_t lwork, int64_t threads) {
     factors_job job = {.h_tilde = h_tilde, .r_tilde = r_tilde, .single = single,
-                       .build_single = build_single, .n = n, .count = count, .m = m,
-                       .lwork = lwork, .slot = 2 * n * n + n + lwork, .h_q = h_q, .h_t = h_t,
-                       .r_q = r_q, .r_t = r_t, .work = work, .projectors = projectors};
-    atomic_init(&job.next, 0);
+                       .build_single = build_single, .n = n, .m = m, .lwork = lwork,
+                       .slot = 2 * n * n + n + lwork, .h_q = h_q, .h_t = h_t, .r_q = r_q,
+                       .r_t = r_t, .work = work, .projectors = projectors};
     atomic_init(&job.info, 0);
-    in_parallel(factors_body, &job, threads);
+    each_item(factor_item, &job, 0, count, threads);
     return (int64_t)atomic_load(&job.info);
 }
 
@@ -578,29 +601,26 @@ static void grid_of(int64_t stages, const int64_t *axis, int64_t *a, int64_t *b)
                                                                                                    \
     typedef struct {                                                                               \
         const T *q, *t, *grad;                                                                     \
-        int64_t batch, n, k, grad_size, work_size;                                                 \
+        int64_t n, k, grad_size, work_size;                                                        \
         T *out, *work;                                                                             \
         void (*item)(const T *, const T *, const T *, int64_t, int64_t, T *, T *, int64_t);        \
     } qr_gradients_job_##SUFFIX;                                                                   \
                                                                                                    \
-    /* the team's share of a batch of QR gradients: one work slot per thread, each product on      \
-       its thread alone */                                                                         \
-    static void qr_gradients_body_##SUFFIX(void *data, int64_t thread, int64_t threads) {          \
+    /* item m of a batch of QR gradients, on this thread alone (its own work slot) */              \
+    static void qr_gradient_item_##SUFFIX(void *data, int64_t m, int64_t thread) {                 \
         const qr_gradients_job_##SUFFIX *j = data;                                                 \
         const int64_t n = j->n, k = j->k;                                                          \
-        const int64_t last = share(j->batch, thread + 1, threads);                                 \
-        for (int64_t m = share(j->batch, thread, threads); m < last; m++) {                        \
-            j->item(j->q + m * n * k, j->t + m * k * k, j->grad + m * j->grad_size, n, k,          \
-                    j->out + m * n * k, j->work + thread * j->work_size, 1);                       \
-        }                                                                                          \
+        j->item(j->q + m * n * k, j->t + m * k * k, j->grad + m * j->grad_size, n, k,              \
+                j->out + m * n * k, j->work + thread * j->work_size, 1);                           \
     }                                                                                              \
                                                                                                    \
     /* a batch of items spread over the team; a single item has the team for its products */       \
-    static void qr_gradients_##SUFFIX(const qr_gradients_job_##SUFFIX *job, int64_t threads) {     \
-        if (job->batch == 1) {                                                                     \
+    static void qr_gradients_##SUFFIX(qr_gradients_job_##SUFFIX *job, int64_t batch,               \
+                                      int64_t threads) {                                           \
+        if (batch == 1) {                                                                          \
             job->item(job->q, job->t, job->grad, job->n, job->k, job->out, job->work, threads);    \
         } else {                                                                                   \
-            in_parallel(qr_gradients_body_##SUFFIX, (void *)job, threads);                         \
+            each_item(qr_gradient_item_##SUFFIX, job, 0, batch - 1, threads);                      \
         }                                                                                          \
     }                                                                                              \
                                                                                                    \
@@ -608,20 +628,18 @@ static void grid_of(int64_t stages, const int64_t *axis, int64_t *a, int64_t *b)
     void gnp_orthonormal_qr_gradient_##SUFFIX(const T *q, const T *t, const T *grad,               \
                                               int64_t batch, int64_t n, int64_t k, T *out,         \
                                               T *work, int64_t threads) {                          \
-        const qr_gradients_job_##SUFFIX job = {q,     t,         grad, batch,                      \
-                                           n,     k,         n * k, 2 * k * k,                     \
-                                           out,   work,      orthonormal_qr_item_##SUFFIX};        \
-        qr_gradients_##SUFFIX(&job, threads);                                                      \
+        qr_gradients_job_##SUFFIX job = {q, t, grad, n, k, n * k, 2 * k * k, out, work,            \
+                                         orthonormal_qr_item_##SUFFIX};                            \
+        qr_gradients_##SUFFIX(&job, batch, threads);                                               \
     }                                                                                              \
                                                                                                    \
     /* work: `threads` slots of n n + k k */                                                       \
     void gnp_projector_qr_gradient_##SUFFIX(const T *q, const T *t, const T *grad,                 \
                                             int64_t batch, int64_t n, int64_t k, T *out,           \
                                             T *work, int64_t threads) {                            \
-        const qr_gradients_job_##SUFFIX job = {q,     t,         grad, batch,                      \
-                                           n,     k,         n * n, n * n + k * k,                 \
-                                           out,   work,      projector_qr_item_##SUFFIX};          \
-        qr_gradients_##SUFFIX(&job, threads);                                                      \
+        qr_gradients_job_##SUFFIX job = {q, t, grad, n, k, n * n, n * n + k * k, out, work,        \
+                                         projector_qr_item_##SUFFIX};                              \
+        qr_gradients_##SUFFIX(&job, batch, threads);                                               \
     }                                                                                              \
                                                                                                    \
     /* The stages: outputs[s] receives the output of stage s < stages - 1 and `kernel` that of     \
@@ -777,27 +795,22 @@ static void grid_of(int64_t stages, const int64_t *axis, int64_t *a, int64_t *b)
     typedef struct {                                                                               \
         const T *h_q, *h_t, *grad_h, *r_q, *r_t, *grad_projectors;                                 \
         T *out_h, *out_r, *work;                                                                   \
-        int64_t n, m, count, slot;                                                                 \
-        atomic_int_fast64_t next;                                                                  \
+        int64_t n, m, slot;                                                                        \
     } kernel_qr_job_##SUFFIX;                                                                      \
                                                                                                    \
-    /* items taken in turn by the team's threads, from `next` to `count`: 0 is H's QR              \
-       gradient, b + 1 that of r_tilde[b]'s projector */                                           \
-    static void kernel_qr_body_##SUFFIX(void *data, int64_t thread, int64_t threads) {             \
-        kernel_qr_job_##SUFFIX *j = data;                                                          \
+    /* item 0 is H's QR gradient, b + 1 that of r_tilde[b]'s projector, on this thread alone       \
+       (its own work slot) */                                                                      \
+    static void kernel_qr_item_##SUFFIX(void *data, int64_t item, int64_t thread) {                \
+        const kernel_qr_job_##SUFFIX *j = data;                                                    \
         const int64_t n = j->n, m = j->m;                                                          \
         T *work = j->work + thread * j->slot;                                                      \
-        (void)threads;                                                                             \
-        for (int64_t item = atomic_fetch_add(&j->next, 1); item <= j->count;                       \
-             item = atomic_fetch_add(&j->next, 1)) {                                               \
-            if (item == 0) {                                                                       \
-                orthonormal_qr_item_##SUFFIX(j->h_q, j->h_t, j->grad_h, n, n, j->out_h, work, 1);  \
-            } else {                                                                               \
-                const int64_t b = item - 1;                                                        \
-                projector_qr_item_##SUFFIX(j->r_q + b * n * m, j->r_t + b * m * m,                 \
-                                           j->grad_projectors + b * n * n, n, m,                   \
-                                           j->out_r + b * n * m, work, 1);                         \
-            }                                                                                      \
+        if (item == 0) {                                                                           \
+            orthonormal_qr_item_##SUFFIX(j->h_q, j->h_t, j->grad_h, n, n, j->out_h, work, 1);      \
+        } else {                                                                                   \
+            const int64_t b = item - 1;                                                            \
+            projector_qr_item_##SUFFIX(j->r_q + b * n * m, j->r_t + b * m * m,                     \
+                                       j->grad_projectors + b * n * n, n, m,                       \
+                                       j->out_r + b * n * m, work, 1);                             \
         }                                                                                          \
     }                                                                                              \
                                                                                                    \
@@ -829,13 +842,10 @@ static void grid_of(int64_t stages, const int64_t *axis, int64_t *a, int64_t *b)
         for (int64_t i = 0; grad_h_tilde && i < n * n; i++) hq[i] = (T)h_q[i], ht[i] = (T)h_t[i];  \
         for (int64_t i = 0; grad_r_tilde && i < count * n * m; i++) rq[i] = (T)r_q[i];             \
         for (int64_t i = 0; grad_r_tilde && i < count * m * m; i++) rt[i] = (T)r_t[i];             \
-        kernel_qr_job_##SUFFIX job = {.h_q = hq, .h_t = ht, .grad_h = grad_h, .r_q = rq,           \
-                                      .r_t = rt, .grad_projectors = grad_p, .out_h = out_h,        \
-                                      .out_r = out_r, .work = slots, .n = n, .m = m,               \
-                                      .count = grad_r_tilde ? count : 0,                           \
-                                      .slot = 2 * n * n};                                          \
-        atomic_init(&job.next, grad_h_tilde ? 0 : 1);                                              \
-        in_parallel(kernel_qr_body_##SUFFIX, &job, threads);                                       \
+        kernel_qr_job_##SUFFIX job = {hq,    ht,    grad_h, rq, rt, grad_p, out_h,                 \
+                                      out_r, slots, n,      m,  2 * n * n};                        \
+        each_item(kernel_qr_item_##SUFFIX, &job, grad_h_tilde ? 0 : 1, grad_r_tilde ? count : 0,   \
+                  threads);                                                                        \
         const T *outs[2] = {out_h, out_r};                                                         \
         void *targets[2] = {grad_h_tilde, grad_r_tilde};                                           \
         const int64_t sizes[2] = {n * n, count * n * m};                                           \
